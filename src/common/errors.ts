@@ -1,0 +1,76 @@
+/**
+ * The one error catalogue of tsmq. Every expected failure a caller can see has a stable numeric
+ * code here and a row in docs/errors.md (a test keeps the two in step). Bugs are not catalogued:
+ * they are assertion failures (see `assert` below) and crash loudly.
+ *
+ * Ranges: 1000–1099 message validation, 1100–1199 store state and I/O.
+ * Later layers (remoting, broker, client) take their own ranges.
+ */
+export const ErrorCode = {
+  /** The message (body + properties + topic) is larger than the configured maximum. */
+  MESSAGE_TOO_LARGE: 1001,
+  /** The message body is empty. */
+  MESSAGE_BODY_EMPTY: 1002,
+  /** The topic is empty. */
+  TOPIC_EMPTY: 1003,
+  /** The topic is longer than 127 bytes. */
+  TOPIC_TOO_LONG: 1004,
+  /** The topic has characters outside `[%|a-zA-Z0-9_-]`. */
+  TOPIC_INVALID: 1005,
+  /** The encoded properties are longer than 32767 bytes. */
+  PROPERTIES_TOO_LARGE: 1006,
+  /** The queue id is not an integer in [0, 65535]. */
+  QUEUE_ID_INVALID: 1007,
+  /** A property key or value holds one of the separator characters \u0001 or \u0002. */
+  PROPERTY_INVALID: 1008,
+
+  /** Disk use is above the top watermark; appends are refused until retention frees space. */
+  DISK_FULL: 1100,
+  /** A write or fsync of the commit log failed; the store refuses appends until it is restarted. */
+  STORE_IO_ERROR: 1101,
+  /** The store is closed or not yet open. */
+  STORE_CLOSED: 1102,
+  /** A record read from disk failed validation (size, magic or CRC) and is not served. */
+  CORRUPT_RECORD: 1103,
+  /** Another process holds the store directory's lock. */
+  STORE_LOCKED: 1104,
+  /** The files on disk do not form a valid store (for example a gap between segments). */
+  STORE_LAYOUT_INVALID: 1105,
+  /** A read asked for an offset outside the stored range. */
+  OFFSET_OUT_OF_RANGE: 1106,
+  /** The store is a newer on-disk version than this program understands. */
+  STORE_VERSION_UNSUPPORTED: 1107,
+} as const;
+
+export type ErrorCodeName = keyof typeof ErrorCode;
+export type ErrorCodeValue = (typeof ErrorCode)[ErrorCodeName];
+
+const namesByCode = new Map<number, ErrorCodeName>(
+  Object.entries(ErrorCode).map(([name, code]) => [code, name as ErrorCodeName]),
+);
+
+/** An expected failure with a catalogued code. `cause` carries the underlying error, if any. */
+export class TsmqError extends Error {
+  readonly code: ErrorCodeValue;
+  readonly codeName: ErrorCodeName;
+
+  constructor(codeName: ErrorCodeName, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TsmqError';
+    this.codeName = codeName;
+    this.code = ErrorCode[codeName];
+  }
+}
+
+export function errorCodeName(code: number): ErrorCodeName | undefined {
+  return namesByCode.get(code);
+}
+
+export function isTsmqError(e: unknown, codeName?: ErrorCodeName): e is TsmqError {
+  return e instanceof TsmqError && (codeName === undefined || e.codeName === codeName);
+}
+
+/** For bugs only: a broken invariant crashes loudly instead of corrupting data. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
