@@ -23,6 +23,8 @@ export const ErrorCode = {
   QUEUE_ID_INVALID: 1007,
   /** A property key or value holds one of the separator characters \u0001 or \u0002. */
   PROPERTY_INVALID: 1008,
+  /** A message id (offsetMsgId) is not 32 or 56 hex digits, or its port or offset is out of range. */
+  INVALID_MESSAGE_ID: 1009,
 
   /** Disk use is above the top watermark; appends are refused until retention frees space. */
   DISK_FULL: 1100,

@@ -1,0 +1,258 @@
+/**
+ * Store benchmark (`npm run bench:store`): prints one JSON line per scenario, then a human summary.
+ *
+ *   append-async      ASYNC flush, a window of appends in flight: msgs/s, MiB/s, latency p50/p99
+ *   append-sync-N     SYNC flush (group commit) with N concurrent appenders, each awaiting its ack
+ *   read-queue        getMessages (32 per call, CRC-checked) over everything appended: msgs/s
+ *   read-units        raw consume-queue unit reads (32 per call): units/s
+ *   recovery          a child appends with checkpoints off and is SIGKILLed; reopening scans,
+ *                     validates and re-dispatches the whole dirty log: seconds per GiB
+ *
+ * Options: --messages N (default 500000), --size BYTES (1024), --sync-seconds S (3),
+ * --recovery-mib M (512), --dir DIR (a temp dir), --only a,b.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { MessageStore } from '../src/store/index.js';
+
+const { values } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '500000' },
+    size: { type: 'string', default: '1024' },
+    'sync-seconds': { type: 'string', default: '3' },
+    'recovery-mib': { type: 'string', default: '512' },
+    dir: { type: 'string' },
+    only: { type: 'string' },
+    child: { type: 'string' },
+  },
+});
+
+const MESSAGES = Number(values.messages);
+const SIZE = Number(values.size);
+const only = values.only ? new Set(values.only.split(',')) : undefined;
+const want = (name: string) => !only || only.has(name);
+const baseDir = values.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tsmq-bench-'));
+const TOPIC = 'BenchTopic';
+const QUEUES = 8;
+const body = Buffer.alloc(SIZE, 0x61);
+const props = 'TAGS\u0001bench\u0002';
+
+function pct(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
+const results: Array<Record<string, unknown>> = [];
+function emit(r: Record<string, unknown>): void {
+  results.push(r);
+  console.log(JSON.stringify(r));
+}
+
+async function appendAsync(dir: string): Promise<void> {
+  const store = await MessageStore.open({ rootDir: dir, flushMode: 'ASYNC' });
+  const lat = new Float64Array(MESSAGES);
+  const window = 8192;
+  let issued = 0;
+  let done = 0;
+  const t0 = process.hrtime.bigint();
+  await new Promise<void>((resolve, reject) => {
+    const pump = () => {
+      while (issued < MESSAGES && issued - done < window) {
+        const i = issued++;
+        const start = process.hrtime.bigint();
+        store.put({ topic: TOPIC, queueId: i % QUEUES, body, properties: props }).then(() => {
+          lat[i] = Number(process.hrtime.bigint() - start) / 1e6;
+          done++;
+          if (done === MESSAGES) resolve();
+          else if (issued < MESSAGES && issued - done <= window / 2) pump();
+        }, reject);
+      }
+    };
+    pump();
+  });
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  lat.sort();
+  emit({
+    scenario: 'append-async',
+    messages: MESSAGES,
+    messageBytes: SIZE,
+    msgsPerSec: Math.round(MESSAGES / secs),
+    mibPerSec: round((MESSAGES * SIZE) / secs / 1048576),
+    p50Ms: round(pct(lat, 50), 3),
+    p99Ms: round(pct(lat, 99), 3),
+    windowInFlight: window,
+  });
+  await store.waitDispatched();
+  await readQueue(store);
+  await store.close();
+}
+
+async function readQueue(store: MessageStore): Promise<void> {
+  if (want('read-queue')) {
+    let n = 0;
+    const t0 = process.hrtime.bigint();
+    for (let q = 0; q < QUEUES; q++) {
+      let off = store.minOffsetInQueue(TOPIC, q);
+      const max = store.maxOffsetInQueue(TOPIC, q);
+      while (off < max) {
+        const r = await store.getMessages(TOPIC, q, off, { maxCount: 32 });
+        n += r.records.length;
+        off = r.nextBeginOffset;
+      }
+    }
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    emit({
+      scenario: 'read-queue',
+      messages: n,
+      perCall: 32,
+      msgsPerSec: Math.round(n / secs),
+      crcChecked: true,
+    });
+  }
+  if (want('read-units')) {
+    let n = 0;
+    const t0 = process.hrtime.bigint();
+    for (let q = 0; q < QUEUES; q++) {
+      const cq = store.consumeQueues.get(TOPIC, q)!;
+      for (let off = cq.minOffset(); off < cq.maxOffset(); ) {
+        const units = await cq.readUnits(off, 32);
+        const k = units.length / 20;
+        n += k;
+        off += k;
+      }
+    }
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    emit({ scenario: 'read-units', units: n, perCall: 32, unitsPerSec: Math.round(n / secs) });
+  }
+}
+
+async function appendSync(dir: string, appenders: number): Promise<void> {
+  const store = await MessageStore.open({ rootDir: dir, flushMode: 'SYNC' });
+  const seconds = Number(values['sync-seconds']);
+  const lats: number[] = [];
+  const deadline = Date.now() + seconds * 1000;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: appenders }, async (_, a) => {
+      while (Date.now() < deadline) {
+        const s = process.hrtime.bigint();
+        await store.put({ topic: TOPIC, queueId: a % QUEUES, body, properties: props });
+        lats.push(Number(process.hrtime.bigint() - s) / 1e6);
+      }
+    }),
+  );
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const sorted = Float64Array.from(lats).sort();
+  emit({
+    scenario: `append-sync-${appenders}`,
+    appenders,
+    messages: lats.length,
+    messageBytes: SIZE,
+    msgsPerSec: Math.round(lats.length / secs),
+    mibPerSec: round((lats.length * SIZE) / secs / 1048576),
+    p50Ms: round(pct(sorted, 50), 3),
+    p99Ms: round(pct(sorted, 99), 3),
+  });
+  await store.close();
+}
+
+/** Child mode: append `mib` MiB with no checkpoints, print "done", wait to be killed. */
+async function recoveryChild(dir: string, mib: number): Promise<void> {
+  const store = await MessageStore.open({
+    rootDir: dir,
+    flushMode: 'ASYNC',
+    checkpointIntervalMs: 3_600_000,
+  });
+  const n = Math.ceil((mib * 1048576) / (SIZE + 120));
+  let issued = 0;
+  let done = 0;
+  await new Promise<void>((resolve, reject) => {
+    const pump = () => {
+      while (issued < n && issued - done < 8192) {
+        const i = issued++;
+        store.put({ topic: TOPIC, queueId: i % QUEUES, body, properties: props }).then(() => {
+          done++;
+          if (done === n) resolve();
+          else pump();
+        }, reject);
+      }
+    };
+    pump();
+  });
+  await store.commitLog.flushAll();
+  process.stdout.write(`done ${store.positions().writtenOffset}\n`);
+  setInterval(() => {}, 1000);
+}
+
+async function recovery(dir: string): Promise<void> {
+  const mib = Number(values['recovery-mib']);
+  const child = spawn(
+    process.execPath,
+    [
+      new URL(import.meta.url).pathname,
+      '--child',
+      dir,
+      '--recovery-mib',
+      String(mib),
+      '--size',
+      String(SIZE),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const bytes = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /done (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (c) => reject(new Error(`recovery child exited ${c}`)));
+  });
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  const t0 = process.hrtime.bigint();
+  const store = await MessageStore.open({ rootDir: dir, flushMode: 'ASYNC' });
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const r = store.recovery;
+  emit({
+    scenario: 'recovery',
+    dirtyBytes: r.end - (r.scannedFrom ?? 0),
+    logBytes: bytes,
+    recordsValidated: r.recordsValidated,
+    redispatchedBytes: r.redispatchedBytes,
+    seconds: round(secs, 3),
+    secondsPerGiB: round(secs / ((r.end - (r.scannedFrom ?? 0)) / 1073741824), 3),
+  });
+  await store.close();
+}
+
+async function main(): Promise<void> {
+  if (values.child) {
+    await recoveryChild(values.child, Number(values['recovery-mib']));
+    return;
+  }
+  try {
+    if (want('append-async') || want('read-queue') || want('read-units'))
+      await appendAsync(path.join(baseDir, 'async'));
+    for (const n of [1, 16, 256]) {
+      if (want(`append-sync-${n}`)) await appendSync(path.join(baseDir, `sync-${n}`), n);
+    }
+    if (want('recovery')) await recovery(path.join(baseDir, 'recovery'));
+  } finally {
+    if (!values.dir) fs.rmSync(baseDir, { recursive: true, force: true });
+  }
+  const by = Object.fromEntries(results.map((r) => [r.scenario, r]));
+  const f = (s: string, k: string) => (by[s] ? String(by[s][k]) : '-');
+  console.log(
+    `store bench (${SIZE} B messages, ${os.cpus().length} cores): ASYNC ${f('append-async', 'msgsPerSec')} msgs/s; ` +
+      `SYNC 1/16/256 appenders ${f('append-sync-1', 'msgsPerSec')}/${f('append-sync-16', 'msgsPerSec')}/${f('append-sync-256', 'msgsPerSec')} msgs/s; ` +
+      `queue reads ${f('read-queue', 'msgsPerSec')} msgs/s; recovery ${f('recovery', 'secondsPerGiB')} s/GiB`,
+  );
+}
+
+await main();

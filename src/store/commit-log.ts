@@ -1,0 +1,600 @@
+/**
+ * The commit log: one append-only log for every topic, cut into segment files.
+ *
+ *   <root>/commitlog/00000000000000000000   segment 0: bytes [0, S)
+ *   <root>/commitlog/00000000001073741824   segment 1: bytes [S, 2S)     (S = segmentBytes, 1 GiB)
+ *
+ * Each segment is named by the 20-digit zero-padded physical offset of its first byte and is
+ * created at its full size (sparse, zero-filled), so the bytes past the last record are zeros.
+ * Records (see record.ts) never straddle a segment: when one does not fit with 8 bytes to spare,
+ * the rest of the segment is filled by a blank record and the log rolls to the next segment.
+ *
+ * Three positions, always flushed ≤ written ≤ appended:
+ *   appended  next offset to assign: bytes reserved and encoded in memory, maybe not yet written;
+ *   written   every byte below it was handed to the kernel (survives a process crash);
+ *   flushed   every byte below it was fdatasync'ed (survives a power loss).
+ *
+ * Single writer, batched: `append` is synchronous — it assigns the offset and encodes the record
+ * into the open batch with no await in between, so offsets are dense and in call order. The writer
+ * issues one positional write per batch, one batch at a time; appends that arrive while a write is
+ * in flight form the next batch. SYNC flush is a group commit: after a write, one fdatasync covers
+ * every append waiting at that moment. A failed write or fdatasync puts the log in a failed state
+ * (fail-stop): its waiters and every later append get STORE_IO_ERROR, since after a failed fsync
+ * the kernel's page cache can no longer be trusted to match the disk; a restart recovers.
+ *
+ * Written batches stay in a bounded in-memory tail cache, so consumers and the dispatcher that keep
+ * up with producers read without a syscall — the role the page cache of mmap'ed files plays in
+ * RocketMQ.
+ */
+import path from 'node:path';
+import { assert, TsmqError } from '../common/errors.js';
+import { type FileIo, readFully, writeFully } from './io.js';
+import { BLANK_RECORD_MIN_BYTES, type PreparedRecord, writeBlankRecord, writeRecord } from './record.js';
+
+export type FlushMode = 'ASYNC' | 'SYNC';
+
+export interface CommitLogOptions {
+  segmentBytes: number;
+  flushMode: FlushMode;
+  /** ASYNC: how often the flusher fdatasyncs what was written. */
+  flushIntervalMs: number;
+  /** Upper bound on the bytes one write call carries. */
+  maxBatchBytes: number;
+  /** Written bytes kept in memory for reads. */
+  tailCacheBytes: number;
+}
+
+export const defaultCommitLogOptions: CommitLogOptions = {
+  segmentBytes: 1024 * 1024 * 1024,
+  flushMode: 'ASYNC',
+  flushIntervalMs: 500,
+  maxBatchBytes: 4 * 1024 * 1024,
+  tailCacheBytes: 64 * 1024 * 1024,
+};
+
+export function segmentFileName(baseOffset: number): string {
+  return String(baseOffset).padStart(20, '0');
+}
+
+interface Segment {
+  readonly base: number;
+  readonly capacity: number;
+  readonly path: string;
+  fd: number;
+  /** Resolves when the file is open (and, for a new segment, created at full size). */
+  ready: Promise<void>;
+}
+
+interface Waiter {
+  end: number;
+  /** Needs the bytes to be flushed, not only written, before resolving. */
+  durable: boolean;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+interface Batch {
+  segment: Segment;
+  start: number;
+  /** Bytes [begin, end) of `arena` hold this batch. */
+  arena: Buffer;
+  begin: number;
+  end: number;
+  waiters: Waiter[];
+}
+
+export interface AppendResult {
+  physicalOffset: number;
+  size: number;
+  /** Resolves when the record is written (ASYNC, or `durable` false) or flushed (SYNC). */
+  done: Promise<void>;
+}
+
+const ARENA_BYTES = 4 * 1024 * 1024;
+
+export class CommitLog {
+  readonly dir: string;
+  private readonly segments: Segment[] = [];
+  private appended = 0;
+  private written = 0;
+  private flushed = 0;
+  private minOffset_ = 0;
+
+  private arena: Buffer = Buffer.alloc(0);
+  private arenaPos = 0;
+  private open: Batch | undefined;
+  private readonly sealed: Batch[] = [];
+  private writing = false;
+  private writeScheduled = false;
+  private flushing = false;
+  private readonly flushWaiters: Waiter[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+  private failure: TsmqError | undefined;
+  private closed = false;
+
+  /** Contiguous written chunks, oldest first, for reads without a syscall. */
+  private readonly cache: Array<{ start: number; buf: Buffer }> = [];
+  private cacheBytes = 0;
+
+  /** Called after each completed write with the new written offset. */
+  onWritten: (written: number) => void = () => {};
+  /** Called after each completed flush with the new flushed offset. */
+  onFlushed: (flushed: number) => void = () => {};
+
+  constructor(
+    private readonly io: FileIo,
+    rootDir: string,
+    readonly opts: CommitLogOptions,
+  ) {
+    this.dir = path.join(rootDir, 'commitlog');
+  }
+
+  /**
+   * Loads the segment list. Positions are not known yet: recovery scans and then calls `setEnd`.
+   * A trailing zero-length segment (a crash while creating it) is removed.
+   */
+  async load(): Promise<void> {
+    await this.io.mkdirp(this.dir);
+    const names = (await this.io.readdir(this.dir)).filter((n) => /^\d{20}$/.test(n)).sort();
+    for (const name of names) {
+      const p = path.join(this.dir, name);
+      const size = (await this.io.size(p)) ?? 0;
+      const base = Number(name);
+      const prev = this.segments.at(-1);
+      if (size === 0) {
+        if (name === names.at(-1)) {
+          await this.io.unlink(p);
+          continue;
+        }
+        throw new TsmqError('STORE_LAYOUT_INVALID', `commit-log segment ${p} is empty but not the last one`);
+      }
+      if (prev && prev.base + prev.capacity !== base) {
+        throw new TsmqError(
+          'STORE_LAYOUT_INVALID',
+          `commit-log segments are not contiguous: ${segmentFileName(prev.base)} (${prev.capacity} bytes) is followed by ${name}`,
+        );
+      }
+      const seg: Segment = { base, capacity: size, path: p, fd: -1, ready: Promise.resolve() };
+      seg.ready = this.io.open(p, 'r+').then((fd) => {
+        seg.fd = fd;
+      });
+      this.segments.push(seg);
+    }
+    await Promise.all(this.segments.map((s) => s.ready));
+    this.minOffset_ = this.segments[0]?.base ?? 0;
+  }
+
+  /** After recovery: the log ends at `end` (everything below is valid and on disk). */
+  setEnd(end: number): void {
+    this.appended = end;
+    this.written = end;
+    this.flushed = end;
+    if (this.segments.length === 0) this.minOffset_ = end;
+  }
+
+  startFlusher(): void {
+    if (this.opts.flushMode === 'ASYNC' && !this.flushTimer) {
+      this.flushTimer = setInterval(() => {
+        if (this.written > this.flushed) this.kickFlush();
+      }, this.opts.flushIntervalMs);
+      this.flushTimer.unref();
+    }
+  }
+
+  appendedOffset(): number {
+    return this.appended;
+  }
+  writtenOffset(): number {
+    return this.written;
+  }
+  flushedOffset(): number {
+    return this.flushed;
+  }
+  minOffset(): number {
+    return this.minOffset_;
+  }
+  segmentList(): ReadonlyArray<{ base: number; capacity: number; path: string }> {
+    return this.segments;
+  }
+  failed(): TsmqError | undefined {
+    return this.failure;
+  }
+
+  /** Throws if appends are refused right now (closed or failed). */
+  checkWritable(): void {
+    if (this.closed) throw new TsmqError('STORE_CLOSED', 'the store is closed');
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Reserves the next offset for `rec` and encodes it. Synchronous: no other append can interleave.
+   * `encode` fills in position-dependent fields; the caller assigns queue offsets in the same turn.
+   */
+  append(
+    rec: PreparedRecord,
+    queueOffset: number,
+    storeTimestamp: number,
+    storeHost: Buffer,
+    durable: boolean,
+  ): AppendResult {
+    this.checkWritable();
+    const size = rec.size;
+    let seg = this.segments.at(-1);
+    if (!seg || this.appended + size + BLANK_RECORD_MIN_BYTES > seg.base + seg.capacity) {
+      if (seg && this.appended < seg.base + seg.capacity) {
+        // Fill the rest of the segment with a blank record and roll.
+        const blank = seg.base + seg.capacity - this.appended;
+        const b = this.reserve(seg, blank);
+        writeBlankRecord(b.arena, b.end, blank);
+        b.end += blank;
+        this.arenaPos += blank;
+        this.appended += blank;
+      }
+      seg = this.newSegment(seg ? seg.base + seg.capacity : this.appended);
+      assert(size + BLANK_RECORD_MIN_BYTES <= seg.capacity, `record of ${size} bytes cannot fit a segment`);
+    }
+    const batch = this.reserve(seg, size);
+    const physicalOffset = this.appended;
+    writeRecord(batch.arena, batch.end, rec, queueOffset, physicalOffset, storeTimestamp, storeHost);
+    batch.end += size;
+    this.arenaPos += size;
+    this.appended += size;
+    const done = new Promise<void>((resolve, reject) => {
+      batch.waiters.push({
+        end: this.appended,
+        durable: durable && this.opts.flushMode === 'SYNC',
+        resolve,
+        reject,
+      });
+    });
+    this.scheduleWrite();
+    return { physicalOffset, size, done };
+  }
+
+  /** The open batch for `seg` with room for `size` more bytes, sealing the current one if needed. */
+  private reserve(seg: Segment, size: number): Batch {
+    let b = this.open;
+    if (
+      b &&
+      (b.segment !== seg || b.end - b.begin + size > this.opts.maxBatchBytes || b.end + size > b.arena.length)
+    ) {
+      this.seal();
+      b = undefined;
+    }
+    if (!b) {
+      if (this.arenaPos + size > this.arena.length) {
+        this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, size));
+        this.arenaPos = 0;
+      }
+      b = {
+        segment: seg,
+        start: this.appended,
+        arena: this.arena,
+        begin: this.arenaPos,
+        end: this.arenaPos,
+        waiters: [],
+      };
+      this.open = b;
+    }
+    return b;
+  }
+
+  private seal(): void {
+    if (this.open && this.open.end > this.open.begin) this.sealed.push(this.open);
+    this.open = undefined;
+  }
+
+  private newSegment(base: number): Segment {
+    const p = path.join(this.dir, segmentFileName(base));
+    const seg: Segment = {
+      base,
+      capacity: this.opts.segmentBytes,
+      path: p,
+      fd: -1,
+      ready: Promise.resolve(),
+    };
+    seg.ready = (async () => {
+      const fd = await this.io.open(p, 'w+');
+      seg.fd = fd;
+      await this.io.ftruncate(fd, seg.capacity);
+      await this.io.fsyncDir(this.dir);
+    })();
+    // A failure surfaces through the write that awaits `ready`.
+    seg.ready.catch(() => undefined);
+    this.segments.push(seg);
+    return seg;
+  }
+
+  private scheduleWrite(): void {
+    if (this.writing || this.writeScheduled) return;
+    this.writeScheduled = true;
+    // setImmediate lets every append of this event-loop turn join the batch.
+    setImmediate(() => {
+      this.writeScheduled = false;
+      void this.writeLoop();
+    });
+  }
+
+  private async writeLoop(): Promise<void> {
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      for (;;) {
+        if (this.sealed.length === 0) this.seal();
+        const batch = this.sealed.shift();
+        if (!batch) break;
+        if (this.failure) {
+          for (const w of batch.waiters) w.reject(this.failure);
+          continue;
+        }
+        try {
+          await batch.segment.ready;
+          const len = batch.end - batch.begin;
+          await writeFully(
+            this.io,
+            batch.segment.fd,
+            batch.arena,
+            batch.begin,
+            len,
+            batch.start - batch.segment.base,
+          );
+        } catch (e) {
+          this.fail('write', e);
+          for (const w of batch.waiters) w.reject(this.failure);
+          continue;
+        }
+        const chunk = batch.arena.subarray(batch.begin, batch.end);
+        this.written = batch.start + chunk.length;
+        this.addToCache(batch.start, chunk);
+        let needFlush = false;
+        for (const w of batch.waiters) {
+          if (w.durable) {
+            this.flushWaiters.push(w);
+            needFlush = true;
+          } else {
+            w.resolve();
+          }
+        }
+        this.onWritten(this.written);
+        if (needFlush || this.flushWaiters.length > 0) this.kickFlush();
+      }
+    } finally {
+      this.writing = false;
+    }
+    if (this.open || this.sealed.length > 0) this.scheduleWrite();
+  }
+
+  private kickFlush(): void {
+    if (this.flushing || this.failure) return;
+    this.flushing = true;
+    void this.flushLoop();
+  }
+
+  /** One fdatasync covers every waiter whose bytes were written before it started. */
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.written > this.flushed && !this.failure) {
+        const target = this.written;
+        try {
+          for (const seg of this.segments) {
+            if (seg.base + seg.capacity <= this.flushed || seg.base >= target) continue;
+            await seg.ready;
+            await this.io.fdatasync(seg.fd);
+          }
+        } catch (e) {
+          this.fail('fdatasync', e);
+          break;
+        }
+        this.flushed = target;
+        let n = 0;
+        while (n < this.flushWaiters.length && this.flushWaiters[n]!.end <= target) n++;
+        const done = this.flushWaiters.splice(0, n);
+        for (const w of done) w.resolve();
+        this.onFlushed(this.flushed);
+      }
+    } finally {
+      this.flushing = false;
+    }
+    if (this.failure) {
+      for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+    } else if (this.flushWaiters.length > 0 && this.written > this.flushed) {
+      this.kickFlush();
+    }
+  }
+
+  private fail(what: string, cause: unknown): void {
+    if (this.failure) return;
+    const msg = cause instanceof Error ? cause.message : String(cause);
+    this.failure = new TsmqError(
+      'STORE_IO_ERROR',
+      `commit-log ${what} failed (${msg}); the store refuses appends until it is restarted`,
+      { cause },
+    );
+    for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+  }
+
+  /** Waits until everything appended so far is written and flushed. */
+  async flushAll(): Promise<void> {
+    if (this.appended === this.flushed) return;
+    const target = this.appended;
+    await new Promise<void>((resolve, reject) => {
+      this.flushWaiters.push({ end: target, durable: true, resolve, reject });
+      // The waiter sits in flushWaiters directly; make sure writes and a flush happen.
+      this.scheduleWrite();
+      if (this.written >= target) this.kickFlush();
+    });
+  }
+
+  private addToCache(start: number, buf: Buffer): void {
+    if (this.opts.tailCacheBytes <= 0) return;
+    const last = this.cache.at(-1);
+    if (
+      last &&
+      last.start + last.buf.length === start &&
+      last.buf.buffer === buf.buffer &&
+      last.buf.byteOffset + last.buf.length === buf.byteOffset
+    ) {
+      // Same arena, adjacent: widen the view instead of adding an entry.
+      last.buf = Buffer.from(buf.buffer, last.buf.byteOffset, last.buf.length + buf.length);
+    } else {
+      this.cache.push({ start, buf });
+    }
+    this.cacheBytes += buf.length;
+    while (this.cacheBytes > this.opts.tailCacheBytes && this.cache.length > 1) {
+      const old = this.cache.shift()!;
+      this.cacheBytes -= old.buf.length;
+    }
+  }
+
+  /**
+   * Reads `[offset, offset + length)` of written data, which must lie inside one segment.
+   * Served from the tail cache when possible (a zero-copy view), else from the segment file.
+   * Returns fewer bytes only if the range passes the written offset.
+   */
+  async read(offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(offset + length, this.written);
+    if (end <= offset) return Buffer.alloc(0);
+    const fromCache = this.readCached(offset, end);
+    if (fromCache) return fromCache;
+    return this.readFromDisk(offset, end - offset);
+  }
+
+  /** Reads from the segment file, ignoring the written offset (recovery scans with it). */
+  async readFromDisk(offset: number, length: number): Promise<Buffer> {
+    const seg = this.segmentFor(offset);
+    if (!seg) {
+      throw new TsmqError(
+        'OFFSET_OUT_OF_RANGE',
+        `commit-log offset ${offset} is not stored (min ${this.minOffset_})`,
+      );
+    }
+    const segEnd = Math.min(offset + length, seg.base + seg.capacity);
+    const buf = Buffer.allocUnsafe(segEnd - offset);
+    await seg.ready;
+    const n = await readFully(this.io, seg.fd, buf, 0, buf.length, offset - seg.base);
+    return n === buf.length ? buf : buf.subarray(0, n);
+  }
+
+  private readCached(offset: number, end: number): Buffer | undefined {
+    const c = this.cache;
+    if (c.length === 0 || offset < c[0]!.start) return undefined;
+    // Newest entries are the likeliest; search from the back.
+    for (let i = c.length - 1; i >= 0; i--) {
+      const e = c[i]!;
+      if (offset >= e.start) {
+        if (end <= e.start + e.buf.length) return e.buf.subarray(offset - e.start, end - e.start);
+        // Spans entries: gather.
+        const parts: Buffer[] = [];
+        let pos = offset;
+        for (let j = i; j < c.length && pos < end; j++) {
+          const f = c[j]!;
+          if (f.start !== pos && j !== i) return undefined;
+          const from = pos - f.start;
+          const to = Math.min(f.buf.length, end - f.start);
+          parts.push(f.buf.subarray(from, to));
+          pos = f.start + to;
+        }
+        return pos === end ? Buffer.concat(parts) : undefined;
+      }
+    }
+    return undefined;
+  }
+
+  segmentFor(offset: number): Segment | undefined {
+    const segs = this.segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = segs[mid]!;
+      if (offset < s.base) hi = mid - 1;
+      else if (offset >= s.base + s.capacity) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
+  /** The start of the segment after the one holding `offset` (where a reader goes after a blank). */
+  nextSegmentStart(offset: number): number {
+    const s = this.segmentFor(offset);
+    return s ? s.base + s.capacity : offset;
+  }
+
+  /**
+   * Recovery: cut the log at `end`. Later segments are deleted and the tail of the segment holding
+   * `end` is zeroed (truncate then re-extend), so no stale bytes can ever look like a record.
+   */
+  async truncateTo(end: number): Promise<void> {
+    assert(this.appended === this.written, 'truncate only while idle');
+    while (this.segments.length > 0 && this.segments.at(-1)!.base > end) {
+      const s = this.segments.pop()!;
+      await s.ready;
+      await this.io.close(s.fd);
+      await this.io.unlink(s.path);
+    }
+    const last = this.segments.at(-1);
+    if (last && end < last.base + last.capacity) {
+      await this.io.ftruncate(last.fd, end - last.base);
+      await this.io.ftruncate(last.fd, last.capacity);
+      await this.io.fdatasync(last.fd);
+    }
+    await this.io.fsyncDir(this.dir);
+    this.cache.length = 0;
+    this.cacheBytes = 0;
+    this.setEnd(end);
+  }
+
+  /**
+   * Retention: deletes the oldest segments that `shouldDelete` approves, never the last one.
+   * Returns the number deleted.
+   */
+  async deleteOldest(
+    shouldDelete: (seg: { base: number; capacity: number; path: string }) => Promise<boolean>,
+    max: number,
+  ): Promise<number> {
+    let n = 0;
+    while (n < max && this.segments.length > 1) {
+      const s = this.segments[0]!;
+      if (!(await shouldDelete(s))) break;
+      this.segments.shift();
+      this.minOffset_ = this.segments[0]!.base;
+      await s.ready;
+      await this.io.close(s.fd);
+      await this.io.unlink(s.path);
+      n++;
+    }
+    if (n > 0) await this.io.fsyncDir(this.dir);
+    return n;
+  }
+
+  /** Closes the files without flushing (see MessageStore.abandon). */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    for (const s of this.segments) {
+      await s.ready.catch(() => undefined);
+      if (s.fd >= 0) await this.io.close(s.fd).catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.failure) {
+      try {
+        await this.flushAll();
+      } catch {
+        // The failure is recorded; close anyway.
+      }
+    }
+    this.closed = true;
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    for (const s of this.segments) {
+      try {
+        await s.ready;
+        if (s.fd >= 0) await this.io.close(s.fd);
+      } catch {
+        // Nothing more to do for a segment that never opened.
+      }
+    }
+  }
+}

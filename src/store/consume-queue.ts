@@ -1,0 +1,1001 @@
+/**
+ * ConsumeQueue: the per topic/queue logical index over the commit log (reference §1.3).
+ *
+ * It is derived data. The dispatcher reads the commit log and calls `put()`; the put path never
+ * writes here, and the whole directory can be deleted and rebuilt from the log.
+ *
+ * Files: `<root>/consumequeue/<topic>/<queueId>/<name>`, where `<name>` is the 20-digit,
+ * zero-padded BYTE offset of the file's first unit. Each file holds `unitsPerFile` units
+ * (default 300,000, so 6,000,000 bytes per file):
+ *
+ *     00000000000000000000   units [0, unitsPerFile)
+ *     00000000000006000000   units [unitsPerFile, 2*unitsPerFile)
+ *     ...
+ *
+ * Files are not preallocated: a file grows by writes, so the size of the last file tells where
+ * the queue ends. The logical offset of a unit is its byte position in the queue / 20.
+ *
+ * Unit, 20 bytes, big-endian:
+ *
+ *     0                        8              12                        20
+ *     +------------------------+--------------+-------------------------+
+ *     | commitLogOffset  int64 | size   int32 | tagsCode          int64 |
+ *     +------------------------+--------------+-------------------------+
+ *
+ *   commitLogOffset  byte offset of the message record in the commit log
+ *   size             length of that record in bytes; 0 marks a hole (see below)
+ *   tagsCode         Java String.hashCode() of the TAGS property, sign-extended to 64 bits
+ *                    (0 without tags); for schedule topics, the delivery timestamp in ms
+ *
+ * 64-bit fields are kept as JS numbers (hi * 2^32 + lo), exact up to 2^53.
+ *
+ * Holes: a unit with size 0 carries no message. Holes appear when the dispatcher rebuilds a queue
+ * from a commit log whose oldest segments were deleted: the first message it sees may already
+ * have queue offset 5,000, so units [0, 5,000) are holes. Bytes past the end of a file, and whole
+ * files that do not exist inside the queue's range, read as holes too: a queue that jumps ahead
+ * does not have to write the zeros. Readers skip units with size 0.
+ *
+ * What a crash leaves behind, and what `open()` and recovery do about it:
+ *   - a partial unit at the tail of the last file (torn write)   -> dropped at open()
+ *   - zero units at the tail (file size grew, data never reached
+ *     the disk on some file systems)                              -> dropped at open()
+ *   - units pointing past the recovered end of the commit log
+ *     (the queue was flushed ahead of the log)                    -> the store calls
+ *                                                                    truncateByPhysicalOffset()
+ * Flush writes file after file, each written and fdatasync'ed before the next one is touched, so
+ * a crash cannot leave a later file ahead of an earlier one.
+ *
+ * Not persisted: the minimum offset set by retention (`correctMinOffset`). After a restart the
+ * minimum is the first real unit on disk until the store calls `correctMinOffset` again. The file
+ * holding the last unit is never deleted by retention, so the maximum offset survives restarts
+ * (the store rebuilds the next queue offset of each queue from it).
+ */
+import path from 'node:path';
+import { assert, TsmqError } from '../common/errors.js';
+import { type FileIo, readFully, writeFully } from './io.js';
+
+export const CQ_UNIT_BYTES = 20;
+
+export interface ConsumeQueueOptions {
+  /** Units per file; a file is `unitsPerFile * 20` bytes. Default 300,000. */
+  unitsPerFile: number;
+  /** Recent units kept in memory after they are flushed, so tail reads need no syscall. Default 4096. */
+  tailCacheUnits: number;
+}
+
+export const DEFAULT_CONSUME_QUEUE_OPTIONS: Readonly<ConsumeQueueOptions> = Object.freeze({
+  unitsPerFile: 300_000,
+  tailCacheUnits: 4096,
+});
+
+const TWO_32 = 0x1_0000_0000;
+/** Smallest in-memory buffer, in units (1,280 bytes): idle queues stay small. */
+const MIN_MEM_UNITS = 64;
+/** Units per read while scanning files at open (80 KiB). */
+const SCAN_CHUNK_UNITS = 4096;
+const FILE_NAME = /^\d{20}$/;
+const EMPTY = Buffer.alloc(0);
+
+/** The directory of one queue's files. */
+export function consumeQueueDir(rootDir: string, topic: string, queueId: number): string {
+  return path.join(rootDir, 'consumequeue', topic, String(queueId));
+}
+
+function fileName(startByte: number): string {
+  return String(startByte).padStart(20, '0');
+}
+
+function encodeUnit(buf: Buffer, pos: number, physicalOffset: number, size: number, tagsCode: number): void {
+  buf.writeUInt32BE(Math.floor(physicalOffset / TWO_32), pos);
+  buf.writeUInt32BE(physicalOffset >>> 0, pos + 4);
+  buf.writeInt32BE(size, pos + 8);
+  buf.writeInt32BE(Math.floor(tagsCode / TWO_32), pos + 12);
+  buf.writeUInt32BE(tagsCode >>> 0, pos + 16);
+}
+
+/** Decodes the i-th unit of a `readUnits` buffer. */
+export function unitAt(buf: Buffer, i: number): { physicalOffset: number; size: number; tagsCode: number } {
+  const p = i * CQ_UNIT_BYTES;
+  return {
+    physicalOffset: buf.readUInt32BE(p) * TWO_32 + buf.readUInt32BE(p + 4),
+    size: buf.readInt32BE(p + 8),
+    tagsCode: buf.readInt32BE(p + 12) * TWO_32 + buf.readUInt32BE(p + 16),
+  };
+}
+
+/** Search key of a unit: its commit-log offset, with holes ordered before every real unit. */
+function keyAt(buf: Buffer, i: number): number {
+  const p = i * CQ_UNIT_BYTES;
+  if (buf.readInt32BE(p + 8) === 0) return -1;
+  return buf.readUInt32BE(p) * TWO_32 + buf.readUInt32BE(p + 4);
+}
+
+/**
+ * Readers (disk reads, flush) share; operations that shrink or delete files (truncate,
+ * retention, close, destroy) are exclusive. A waiting exclusive holder blocks new readers, so
+ * retention cannot starve behind a stream of reads.
+ */
+class RwLock {
+  private readers = 0;
+  private writer = false;
+  private readonly waiting: Array<{ exclusive: boolean; grant: () => void }> = [];
+
+  shared(): Promise<void> {
+    if (!this.writer && this.waiting.length === 0) {
+      this.readers++;
+      return Promise.resolve();
+    }
+    return new Promise((grant) => this.waiting.push({ exclusive: false, grant }));
+  }
+
+  exclusive(): Promise<void> {
+    if (!this.writer && this.readers === 0 && this.waiting.length === 0) {
+      this.writer = true;
+      return Promise.resolve();
+    }
+    return new Promise((grant) => this.waiting.push({ exclusive: true, grant }));
+  }
+
+  releaseShared(): void {
+    this.readers--;
+    this.drain();
+  }
+
+  releaseExclusive(): void {
+    this.writer = false;
+    this.drain();
+  }
+
+  private drain(): void {
+    while (this.waiting.length > 0) {
+      const next = this.waiting[0]!;
+      if (this.writer || (next.exclusive && this.readers > 0)) return;
+      this.waiting.shift();
+      if (next.exclusive) this.writer = true;
+      else this.readers++;
+      next.grant();
+      if (next.exclusive) return;
+    }
+  }
+}
+
+/** One file of the queue. Its descriptor is opened on first use and shared by concurrent users. */
+interface CqFile {
+  readonly index: number;
+  readonly path: string;
+  fd: number | undefined;
+  opening: Promise<number> | undefined;
+  users: number;
+  /** False until the directory entry of a newly created file has been fsync'ed. */
+  entryDurable: boolean;
+}
+
+export class ConsumeQueue {
+  readonly topic: string;
+  readonly queueId: number;
+
+  private readonly io: FileIo;
+  private readonly rootDir: string;
+  private readonly dir: string;
+  private readonly unitsPerFile: number;
+  private readonly tailCacheUnits: number;
+
+  /** Files on disk by index (file index = first unit / unitsPerFile). Indices may have gaps (holes). */
+  private readonly files = new Map<number, CqFile>();
+  private firstIndex = -1;
+  private lastIndex = -1;
+  private dirReady = false;
+
+  private minOff = 0;
+  private maxOff = 0;
+  /** Units below this offset are written and fdatasync'ed (or are holes nobody needs to write). */
+  private flushedOff = 0;
+
+  /**
+   * Units [memStart, maxOff) live in `mem`, starting at unit index `head`: the pending units
+   * [flushedOff, maxOff) plus up to `tailCacheUnits` flushed ones before them. While a flush is
+   * writing from `mem`, the buffer is never compacted in place (a new one is allocated instead),
+   * so the bytes under an in-flight write do not move.
+   */
+  private mem: Buffer = EMPTY;
+  private head = 0;
+  private memStart = 0;
+  private flushing = false;
+  /**
+   * Set when truncation dropped units that may be on disk: files must be cut to this offset
+   * before anything is written after it. Cleared once the disk has been cut; if cutting fails,
+   * the next flush (or truncation) tries again.
+   */
+  private diskCut: number | undefined;
+
+  private closed = false;
+  private readonly lock = new RwLock();
+  private flushTail: Promise<void> = Promise.resolve();
+  /** The last non-tail file read from; its descriptor is kept open for the next catch-up read. */
+  private recentRead: CqFile | undefined;
+
+  private constructor(
+    io: FileIo,
+    rootDir: string,
+    topic: string,
+    queueId: number,
+    opts: ConsumeQueueOptions,
+  ) {
+    assert(Number.isSafeInteger(opts.unitsPerFile) && opts.unitsPerFile > 0, 'unitsPerFile > 0');
+    assert(Number.isSafeInteger(opts.tailCacheUnits) && opts.tailCacheUnits >= 0, 'tailCacheUnits >= 0');
+    this.io = io;
+    this.rootDir = rootDir;
+    this.topic = topic;
+    this.queueId = queueId;
+    this.dir = consumeQueueDir(rootDir, topic, queueId);
+    this.unitsPerFile = opts.unitsPerFile;
+    this.tailCacheUnits = opts.tailCacheUnits;
+  }
+
+  /** Loads the queue's files, dropping a torn tail. A queue without files starts empty at offset 0. */
+  static async open(
+    io: FileIo,
+    rootDir: string,
+    topic: string,
+    queueId: number,
+    opts: ConsumeQueueOptions,
+  ): Promise<ConsumeQueue> {
+    const q = new ConsumeQueue(io, rootDir, topic, queueId, opts);
+    await q.load();
+    return q;
+  }
+
+  /**
+   * A new, empty queue at offset 0, without touching the disk (the directory and first file are
+   * created by the first flush). For the dispatcher's hot path; see `ConsumeQueueStore.getOrCreate`.
+   */
+  static createEmpty(
+    io: FileIo,
+    rootDir: string,
+    topic: string,
+    queueId: number,
+    opts: ConsumeQueueOptions,
+  ): ConsumeQueue {
+    return new ConsumeQueue(io, rootDir, topic, queueId, opts);
+  }
+
+  /** First valid logical offset. */
+  minOffset(): number {
+    return this.minOff;
+  }
+
+  /** Next logical offset to be written. */
+  maxOffset(): number {
+    return this.maxOff;
+  }
+
+  /**
+   * Records a unit, in memory only (`flush` writes it). Re-putting a unit at an offset below
+   * `maxOffset()` is a no-op (the dispatcher replays after a restart); if that unit is still in
+   * memory it must be identical. A `queueOffset` past `maxOffset()` leaves holes before it.
+   */
+  put(queueOffset: number, physicalOffset: number, size: number, tagsCode: number): void {
+    if (this.closed) throw this.closedError();
+    if (!(size > 0 && physicalOffset >= 0)) {
+      assert(false, `bad consume queue unit: offset ${physicalOffset}, size ${size}`);
+    }
+    if (queueOffset === this.maxOff) {
+      let i = this.head + (queueOffset - this.memStart);
+      if ((i + 1) * CQ_UNIT_BYTES > this.mem.length) {
+        this.makeRoom(1);
+        i = this.head + (queueOffset - this.memStart);
+      }
+      encodeUnit(this.mem, i * CQ_UNIT_BYTES, physicalOffset, size, tagsCode);
+      this.maxOff = queueOffset + 1;
+      return;
+    }
+    this.putSlow(queueOffset, physicalOffset, size, tagsCode);
+  }
+
+  private putSlow(queueOffset: number, physicalOffset: number, size: number, tagsCode: number): void {
+    assert(Number.isSafeInteger(queueOffset) && queueOffset >= 0, `bad queue offset ${queueOffset}`);
+    if (queueOffset < this.maxOff) {
+      if (queueOffset < this.memStart) return; // on disk only: a replay, assumed identical
+      const u = unitAt(this.mem, this.head + (queueOffset - this.memStart));
+      assert(
+        u.physicalOffset === physicalOffset && u.size === size && u.tagsCode === tagsCode,
+        `${this.topic}/${this.queueId}: unit ${queueOffset} is (${u.physicalOffset}, ${u.size}, ${u.tagsCode}), ` +
+          `re-put as (${physicalOffset}, ${size}, ${tagsCode})`,
+      );
+      return;
+    }
+    // A gap. Without real units in [min, max) the queue's first real unit moves up with it.
+    if (this.minOff === this.maxOff) this.minOff = queueOffset;
+    if (this.flushedOff === this.maxOff) {
+      // Nothing pending: jump. The holes need not be written (missing bytes read as holes), so
+      // the in-memory window restarts at the new unit.
+      this.memStart = queueOffset;
+      this.flushedOff = queueOffset;
+      this.head = 0;
+    } else {
+      // Pending units must stay contiguous in memory for flush: fill the gap with zero units.
+      const gap = queueOffset - this.maxOff;
+      this.makeRoom(gap + 1);
+      const from = (this.head + (this.maxOff - this.memStart)) * CQ_UNIT_BYTES;
+      this.mem.fill(0, from, from + gap * CQ_UNIT_BYTES);
+    }
+    this.maxOff = queueOffset;
+    this.put(queueOffset, physicalOffset, size, tagsCode);
+  }
+
+  /** Makes room for `extra` more units after maxOff: drops flushed units past the tail cache, then compacts or grows. */
+  private makeRoom(extra: number): void {
+    this.trimTailCache();
+    const live = this.maxOff - this.memStart;
+    const need = live + extra;
+    const cap = this.mem.length / CQ_UNIT_BYTES;
+    if (this.head + need <= cap) return;
+    if (need * 2 <= cap && !this.flushing) {
+      this.mem.copyWithin(0, this.head * CQ_UNIT_BYTES, (this.head + live) * CQ_UNIT_BYTES);
+    } else {
+      let newCap = Math.max(MIN_MEM_UNITS, cap);
+      while (newCap < need * 2) newCap *= 2;
+      const next = Buffer.allocUnsafe(newCap * CQ_UNIT_BYTES);
+      this.mem.copy(next, 0, this.head * CQ_UNIT_BYTES, (this.head + live) * CQ_UNIT_BYTES);
+      this.mem = next;
+    }
+    this.head = 0;
+  }
+
+  /** Forgets flushed units beyond the newest `tailCacheUnits`; pending units are always kept. */
+  private trimTailCache(): void {
+    const keepFrom = Math.min(this.flushedOff, Math.max(this.memStart, this.maxOff - this.tailCacheUnits));
+    if (keepFrom > this.memStart) {
+      this.head += keepFrom - this.memStart;
+      this.memStart = keepFrom;
+    }
+    if (this.memStart === this.maxOff && !this.flushing) this.head = 0;
+  }
+
+  /** After a burst of pending units, give the memory back. */
+  private shrinkMemory(): void {
+    const live = this.maxOff - this.memStart;
+    const cap = this.mem.length / CQ_UNIT_BYTES;
+    const target = Math.max(MIN_MEM_UNITS, live * 2);
+    if (this.flushing || cap < target * 4) return;
+    const next = Buffer.allocUnsafe(target * CQ_UNIT_BYTES);
+    this.mem.copy(next, 0, this.head * CQ_UNIT_BYTES, (this.head + live) * CQ_UNIT_BYTES);
+    this.mem = next;
+    this.head = 0;
+  }
+
+  /**
+   * Writes pending units (one positional write per touched file, then fdatasync, file by file)
+   * and drops flushed units past the tail cache. Concurrent calls are serialized. On failure the
+   * units stay pending and the next flush writes them again: after a failed fdatasync the page
+   * cache may have dropped the dirty pages, so a retry must rewrite, not just sync again.
+   */
+  flush(): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    const run = this.flushTail.then(() => this.flushOnce());
+    this.flushTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async flushOnce(): Promise<void> {
+    if ((this.flushedOff >= this.maxOff && this.diskCut === undefined) || this.closed) return;
+    // A truncation the disk has not seen yet deletes files: that needs the exclusive lock.
+    const exclusive = this.diskCut !== undefined;
+    await (exclusive ? this.lock.exclusive() : this.lock.shared());
+    this.flushing = true;
+    try {
+      if (this.closed) return; // destroyed while we waited
+      if (this.diskCut !== undefined) await this.applyDiskCut();
+      const end = this.maxOff;
+      while (this.flushedOff < end) {
+        const from = this.flushedOff;
+        const index = Math.floor(from / this.unitsPerFile);
+        const fileStart = index * this.unitsPerFile;
+        const to = Math.min(end, fileStart + this.unitsPerFile);
+        const file = await this.fileForWrite(index);
+        const fd = await this.acquire(file);
+        try {
+          // Computed right before the write: `put` may have moved the window to a new buffer.
+          const memPos = (this.head + (from - this.memStart)) * CQ_UNIT_BYTES;
+          const bytes = (to - from) * CQ_UNIT_BYTES;
+          await writeFully(this.io, fd, this.mem, memPos, bytes, (from - fileStart) * CQ_UNIT_BYTES);
+          await this.io.fdatasync(fd);
+        } finally {
+          await this.release(file);
+        }
+        if (!file.entryDurable) {
+          await this.io.fsyncDir(this.dir);
+          file.entryDurable = true;
+        }
+        this.flushedOff = to;
+      }
+    } finally {
+      this.flushing = false;
+      if (exclusive) this.lock.releaseExclusive();
+      else this.lock.releaseShared();
+    }
+    this.trimTailCache();
+    this.shrinkMemory();
+  }
+
+  /** The file with this index, created (with its directory) if it does not exist yet. */
+  private async fileForWrite(index: number): Promise<CqFile> {
+    const existing = this.files.get(index);
+    if (existing !== undefined) return existing;
+    if (!this.dirReady) await this.makeDir();
+    const file = this.newFile(index);
+    let fd: number;
+    try {
+      // Any file at this path is not ours (we believe it does not exist): start it afresh.
+      fd = await this.io.open(file.path, 'w+');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await this.makeDir(); // the directory was deleted under us
+      fd = await this.io.open(file.path, 'w+');
+    }
+    file.fd = fd;
+    file.entryDurable = false;
+    const previousLast = this.files.get(this.lastIndex);
+    this.files.set(index, file);
+    this.updateBounds();
+    if (previousLast !== undefined) await this.closeIfIdle(previousLast);
+    return file;
+  }
+
+  private async makeDir(): Promise<void> {
+    await this.io.mkdirp(this.dir);
+    // Make the new directory entries durable, innermost first.
+    const topicDir = path.dirname(this.dir);
+    const cqRoot = path.dirname(topicDir);
+    await this.io.fsyncDir(topicDir);
+    await this.io.fsyncDir(cqRoot);
+    await this.io.fsyncDir(this.rootDir);
+    this.dirReady = true;
+  }
+
+  private newFile(index: number): CqFile {
+    const startByte = index * this.unitsPerFile * CQ_UNIT_BYTES;
+    return {
+      index,
+      path: path.join(this.dir, fileName(startByte)),
+      fd: undefined,
+      opening: undefined,
+      users: 0,
+      entryDurable: true,
+    };
+  }
+
+  private updateBounds(): void {
+    let first = -1;
+    let last = -1;
+    for (const i of this.files.keys()) {
+      if (first < 0 || i < first) first = i;
+      if (i > last) last = i;
+    }
+    this.firstIndex = first;
+    this.lastIndex = last;
+  }
+
+  private sortedIndices(): number[] {
+    return [...this.files.keys()].sort((a, b) => a - b);
+  }
+
+  private async acquire(file: CqFile): Promise<number> {
+    file.users++;
+    try {
+      if (file.fd !== undefined) return file.fd;
+      if (file.opening === undefined) {
+        file.opening = this.io.open(file.path, 'r+').then(
+          (fd) => {
+            file.fd = fd;
+            file.opening = undefined;
+            return fd;
+          },
+          (e: unknown) => {
+            file.opening = undefined;
+            throw e;
+          },
+        );
+      }
+      return await file.opening;
+    } catch (e) {
+      file.users--;
+      throw e;
+    }
+  }
+
+  /** Keeps at most two descriptors per queue open: the last file's and the most recently read one's. */
+  private async release(file: CqFile): Promise<void> {
+    file.users--;
+    await this.closeIfIdle(file);
+  }
+
+  private async closeIfIdle(file: CqFile): Promise<void> {
+    if (file.users > 0 || file.fd === undefined) return;
+    if (file.index === this.lastIndex && this.files.get(file.index) === file && !this.closed) return;
+    if (file === this.recentRead) return;
+    const fd = file.fd;
+    file.fd = undefined;
+    await this.io.close(fd);
+  }
+
+  private async closeAllFds(): Promise<void> {
+    this.recentRead = undefined;
+    for (const f of this.files.values()) {
+      assert(f.users === 0, 'no file users under the exclusive lock');
+      if (f.fd !== undefined) {
+        const fd = f.fd;
+        f.fd = undefined;
+        await this.io.close(fd);
+      }
+    }
+  }
+
+  /** Removes a file from disk and from the map (exclusive lock held). */
+  private async deleteFile(file: CqFile): Promise<void> {
+    assert(file.users === 0, 'no file users under the exclusive lock');
+    if (this.recentRead === file) this.recentRead = undefined;
+    if (file.fd !== undefined) {
+      const fd = file.fd;
+      file.fd = undefined;
+      await this.io.close(fd);
+    }
+    try {
+      await this.io.unlink(file.path);
+    } catch (e) {
+      // A file we failed to delete stays listed, so the next attempt retries it.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    this.files.delete(file.index);
+    this.updateBounds();
+  }
+
+  /**
+   * Units [from, from + maxCount) clipped to [minOffset, maxOffset), as n * 20 bytes (n may be 0).
+   * Units still in memory are copied without a syscall; the rest costs one read per file.
+   */
+  async readUnits(from: number, maxCount: number): Promise<Buffer> {
+    if (this.closed) throw this.closedError();
+    let start = Math.max(from, this.minOff);
+    let end = Math.min(from + maxCount, this.maxOff);
+    if (end <= start) return EMPTY;
+    if (start >= this.memStart) return this.copyFromMemory(start, end);
+    await this.lock.shared();
+    try {
+      // The queue may have changed while we waited for the lock.
+      if (this.closed) throw this.closedError();
+      start = Math.max(from, this.minOff);
+      end = Math.min(from + maxCount, this.maxOff);
+      if (end <= start) return EMPTY;
+      return await this.readStored(start, end);
+    } finally {
+      this.lock.releaseShared();
+    }
+  }
+
+  /** Units [start, end), from memory and disk (a lock is held). */
+  private async readStored(start: number, end: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe((end - start) * CQ_UNIT_BYTES);
+    const diskEnd = Math.min(end, this.memStart);
+    // Copy the memory part before awaiting: puts and flushes may move the window meanwhile.
+    // The disk part stays put: it is below flushedOff, and files only shrink under the exclusive lock.
+    if (diskEnd < end) {
+      this.mem.copy(
+        out,
+        (diskEnd - start) * CQ_UNIT_BYTES,
+        (this.head + (diskEnd - this.memStart)) * CQ_UNIT_BYTES,
+        (this.head + (end - this.memStart)) * CQ_UNIT_BYTES,
+      );
+    }
+    if (start < diskEnd) await this.readDisk(out, 0, start, diskEnd);
+    return out;
+  }
+
+  private copyFromMemory(start: number, end: number): Buffer {
+    const out = Buffer.allocUnsafe((end - start) * CQ_UNIT_BYTES);
+    const from = (this.head + (start - this.memStart)) * CQ_UNIT_BYTES;
+    this.mem.copy(out, 0, from, from + out.length);
+    return out;
+  }
+
+  /**
+   * Reads units [start, end) from the files into `out` at `outPos`. Missing bytes read as holes,
+   * and so do units at or past a pending `diskCut`: they are stale. Lock held.
+   */
+  private async readDisk(out: Buffer, outPos: number, start: number, end: number): Promise<void> {
+    const validEnd = this.diskCut ?? end;
+    let pos = outPos;
+    for (let o = start; o < end; ) {
+      const index = Math.floor(o / this.unitsPerFile);
+      const fileStart = index * this.unitsPerFile;
+      const to = Math.min(end, fileStart + this.unitsPerFile);
+      const bytes = (to - o) * CQ_UNIT_BYTES;
+      const file = o < validEnd ? this.files.get(index) : undefined;
+      const readBytes = (Math.min(to, validEnd) - o) * CQ_UNIT_BYTES;
+      let got = 0;
+      if (file !== undefined) {
+        const fd = await this.acquire(file);
+        try {
+          got = await readFully(this.io, fd, out, pos, readBytes, (o - fileStart) * CQ_UNIT_BYTES);
+        } finally {
+          if (index !== this.lastIndex && this.recentRead !== file) {
+            const previous = this.recentRead;
+            this.recentRead = file;
+            if (previous !== undefined) await this.closeIfIdle(previous);
+          }
+          await this.release(file);
+        }
+      }
+      if (got < bytes) out.fill(0, pos + got, pos + bytes);
+      pos += bytes;
+      o = to;
+    }
+  }
+
+  /**
+   * The search key at `offset`: the commit-log offset of the nearest real unit at or before it
+   * within [lo, offset], or -1 if there is none. Real units are in commit-log order, so these keys
+   * never decrease, holes included. The common case, a real unit, costs one probe. Lock held.
+   */
+  private async keyOf(offset: number, lo: number): Promise<number> {
+    let chunk = 1;
+    for (let end = offset + 1; end > lo; ) {
+      const start = Math.max(lo, end - chunk);
+      const buf =
+        start >= this.memStart
+          ? this.mem.subarray((this.head + (start - this.memStart)) * CQ_UNIT_BYTES)
+          : await this.readStored(start, end);
+      for (let i = end - start - 1; i >= 0; i--) {
+        const key = keyAt(buf, i);
+        if (key >= 0) return key;
+      }
+      end = start;
+      chunk = SCAN_CHUNK_UNITS;
+    }
+    return -1;
+  }
+
+  /** First offset in [lo, hi) whose key is >= `physical`, or hi (a lock is held). */
+  private async searchPhysical(lo: number, hi: number, physical: number): Promise<number> {
+    const floor = lo;
+    while (lo < hi) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      if ((await this.keyOf(mid, floor)) >= physical) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** The first offset whose unit is in memory or on disk. */
+  private storedStart(): number {
+    if (this.firstIndex < 0) return this.memStart;
+    return Math.min(this.firstIndex * this.unitsPerFile, this.memStart);
+  }
+
+  /**
+   * Drops every unit whose commit-log offset is >= `physicalEnd`: recovery found the commit log
+   * shorter than this queue. Must not run concurrently with `put` (recovery runs before dispatch).
+   */
+  async truncateByPhysicalOffset(physicalEnd: number): Promise<void> {
+    if (this.closed) throw this.closedError();
+    await this.lock.exclusive();
+    try {
+      if (this.closed) throw this.closedError();
+      // Search from minOffset, which skips a leading run of holes; look below it only if even the
+      // unit at minOffset goes (units below it are older, so normally they stay).
+      let cut = await this.searchPhysical(this.minOff, this.maxOff, physicalEnd);
+      const stored = this.storedStart();
+      if (cut === this.minOff && stored < cut) cut = await this.searchPhysical(stored, cut, physicalEnd);
+      if (cut < this.maxOff) {
+        if (cut < this.memStart) {
+          this.memStart = cut;
+          this.head = 0;
+        }
+        this.maxOff = cut;
+        this.flushedOff = Math.min(this.flushedOff, cut);
+        this.minOff = Math.min(this.minOff, cut);
+        this.diskCut = Math.min(this.diskCut ?? cut, cut);
+      }
+      // Memory is cut already; if cutting the files fails, the next flush or truncation retries.
+      await this.applyDiskCut();
+    } finally {
+      this.lock.releaseExclusive();
+    }
+  }
+
+  /**
+   * Cuts the files at `diskCut`: files after it go; the file holding it is cut short but kept,
+   * even if empty, so its name still tells where the queue ends after a restart. Exclusive lock held.
+   */
+  private async applyDiskCut(): Promise<void> {
+    const cut = this.diskCut;
+    if (cut === undefined) return;
+    const cutIndex = Math.floor(cut / this.unitsPerFile);
+    let deleted = false;
+    for (const index of this.sortedIndices().reverse()) {
+      if (index <= cutIndex) break;
+      await this.deleteFile(this.files.get(index)!);
+      deleted = true;
+    }
+    if (deleted) await this.io.fsyncDir(this.dir);
+    const file = this.files.get(cutIndex);
+    if (file !== undefined) {
+      const length = (cut - cutIndex * this.unitsPerFile) * CQ_UNIT_BYTES;
+      const fd = await this.acquire(file);
+      try {
+        if ((await this.io.fstatSize(fd)) > length) {
+          await this.io.ftruncate(fd, length);
+          await this.io.fdatasync(fd);
+        }
+      } finally {
+        await this.release(file);
+      }
+    }
+    this.diskCut = undefined;
+  }
+
+  /**
+   * Retention: moves minOffset to the first unit whose commit-log offset is >= `minPhysical`
+   * and deletes the files entirely below it. Keeps files that still have pending units and the
+   * file holding the last unit. Returns the new minOffset.
+   */
+  async correctMinOffset(minPhysical: number): Promise<number> {
+    if (this.closed) throw this.closedError();
+    await this.lock.exclusive();
+    try {
+      if (this.closed) throw this.closedError();
+      const found = await this.searchPhysical(this.minOff, this.maxOff, minPhysical);
+      if (found > this.minOff) this.minOff = found;
+      const limit = Math.min(this.minOff, this.flushedOff, this.maxOff - 1);
+      let deleted = false;
+      for (const index of this.sortedIndices()) {
+        if ((index + 1) * this.unitsPerFile > limit) break;
+        await this.deleteFile(this.files.get(index)!);
+        deleted = true;
+      }
+      if (deleted) await this.io.fsyncDir(this.dir);
+      return this.minOff;
+    } finally {
+      this.lock.releaseExclusive();
+    }
+  }
+
+  /** commitLogOffset + size of the last unit (the largest, as units are in log order), or -1 when there is none. */
+  async maxPhysicalEnd(): Promise<number> {
+    if (this.closed) throw this.closedError();
+    const last = this.maxOff - 1;
+    if (last < 0) return -1;
+    if (last >= this.memStart) return this.physicalEndAt(this.mem, this.head + (last - this.memStart));
+    await this.lock.shared();
+    try {
+      if (this.closed) throw this.closedError();
+      const at = this.maxOff - 1;
+      if (at < this.storedStart()) return -1;
+      const buf = Buffer.allocUnsafe(CQ_UNIT_BYTES);
+      if (at >= this.memStart) this.mem.copy(buf, 0, (this.head + (at - this.memStart)) * CQ_UNIT_BYTES);
+      else await this.readDisk(buf, 0, at, at + 1);
+      return this.physicalEndAt(buf, 0);
+    } finally {
+      this.lock.releaseShared();
+    }
+  }
+
+  private physicalEndAt(buf: Buffer, i: number): number {
+    const u = unitAt(buf, i);
+    return u.size === 0 ? -1 : u.physicalOffset + u.size;
+  }
+
+  /**
+   * Binary search for the first offset in [minOffset, maxOffset) whose message was stored at or
+   * after `ts`. A message `storeTimeOf` cannot read (deleted) counts as earlier, as do holes.
+   * Returns maxOffset() if there is none. Locks per probe only, so it does not hold up retention
+   * while `storeTimeOf` reads the commit log.
+   */
+  async offsetForTimestamp(
+    ts: number,
+    storeTimeOf: (physicalOffset: number, size: number) => Promise<number>,
+  ): Promise<number> {
+    let lo = this.minOff;
+    let hi = this.maxOff;
+    while (lo < hi) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      const buf = await this.readUnits(mid, 1);
+      let later: boolean;
+      if (buf.length === 0) {
+        later = mid >= this.maxOff; // truncated meanwhile: later; removed by retention: earlier
+      } else {
+        const u = unitAt(buf, 0);
+        let t = Number.NEGATIVE_INFINITY;
+        if (u.size > 0) {
+          try {
+            t = await storeTimeOf(u.physicalOffset, u.size);
+          } catch {
+            // The message is gone from the commit log: it is older than anything still there.
+          }
+        }
+        later = t >= ts;
+      }
+      if (later) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** Flushes, then closes the files. Rejects if the final flush failed (the files are closed anyway). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    let failure: unknown;
+    try {
+      await this.flush();
+    } catch (e) {
+      failure = e;
+    }
+    await this.lock.exclusive();
+    try {
+      this.closed = true;
+      await this.closeAllFds();
+    } finally {
+      this.lock.releaseExclusive();
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Deletes the queue's files and directory. The queue cannot be used afterwards. */
+  async destroy(): Promise<void> {
+    await this.lock.exclusive();
+    try {
+      this.closed = true;
+      await this.closeAllFds();
+      this.files.clear();
+      this.updateBounds();
+      this.mem = EMPTY;
+      this.head = 0;
+      this.memStart = this.maxOff;
+      await this.io.rmrf(this.dir);
+    } finally {
+      this.lock.releaseExclusive();
+    }
+  }
+
+  private closedError(): TsmqError {
+    return new TsmqError('STORE_CLOSED', `consume queue ${this.topic}/${this.queueId} is closed`);
+  }
+
+  private layoutError(message: string): TsmqError {
+    return new TsmqError('STORE_LAYOUT_INVALID', `consume queue ${this.dir}: ${message}`);
+  }
+
+  // ---- loading ----
+
+  private async load(): Promise<void> {
+    const fileBytes = this.unitsPerFile * CQ_UNIT_BYTES;
+    const names = (await this.io.readdir(this.dir)).filter((n) => FILE_NAME.test(n));
+    if (names.length === 0) return;
+    this.dirReady = true;
+    const sizes = new Map<number, number>();
+    for (const name of names) {
+      const startByte = Number(name);
+      if (!Number.isSafeInteger(startByte) || startByte % fileBytes !== 0) {
+        throw this.layoutError(
+          `file ${name} is not at a multiple of ${fileBytes} bytes (unitsPerFile changed?)`,
+        );
+      }
+      const file = this.newFile(startByte / fileBytes);
+      const size = (await this.io.size(file.path)) ?? 0;
+      if (size > fileBytes) throw this.layoutError(`file ${name} is ${size} bytes, more than ${fileBytes}`);
+      this.files.set(file.index, file);
+      sizes.set(file.index, size);
+    }
+    this.updateBounds();
+    for (const [index, size] of sizes) {
+      if (index !== this.lastIndex && size % CQ_UNIT_BYTES !== 0) {
+        throw this.layoutError(
+          `file ${fileName(index * fileBytes)} ends in a partial unit but is not the last`,
+        );
+      }
+    }
+
+    try {
+      this.maxOff = await this.loadTail(sizes);
+      this.minOff = await this.scanFirstReal(this.maxOff);
+      this.flushedOff = this.maxOff;
+      this.memStart = this.maxOff;
+    } finally {
+      // Idle queues hold no descriptors; the last file is reopened by the first flush.
+      for (const f of this.files.values()) {
+        if (f.fd !== undefined) {
+          const fd = f.fd;
+          f.fd = undefined;
+          await this.io.close(fd);
+        }
+      }
+      this.recentRead = undefined;
+    }
+  }
+
+  /** Drops a partial unit and trailing holes at the tail; returns maxOffset. */
+  private async loadTail(sizes: Map<number, number>): Promise<number> {
+    let deleted = false;
+    for (const index of this.sortedIndices().reverse()) {
+      const file = this.files.get(index)!;
+      const size = sizes.get(index)!;
+      const units = Math.floor(size / CQ_UNIT_BYTES);
+      const lastReal = await this.findLastReal(file, units);
+      const isFirst = index === this.firstIndex;
+      if (lastReal >= 0 || isFirst) {
+        const keepUnits = lastReal + 1;
+        if (keepUnits * CQ_UNIT_BYTES < size) await this.truncateFile(file, keepUnits * CQ_UNIT_BYTES);
+        if (deleted) await this.io.fsyncDir(this.dir);
+        return index * this.unitsPerFile + keepUnits;
+      }
+      await this.deleteFile(file);
+      deleted = true;
+    }
+    assert(false, 'loadTail always returns at the first file');
+  }
+
+  /** Index within the file of its last unit with size != 0, or -1. Reads backwards in chunks. */
+  private async findLastReal(file: CqFile, units: number): Promise<number> {
+    if (units === 0) return -1;
+    const fd = await this.acquire(file);
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(units, SCAN_CHUNK_UNITS) * CQ_UNIT_BYTES);
+      // The common case, a real last unit, costs one 20-byte read.
+      let chunk = 1;
+      for (let end = units; end > 0; ) {
+        const start = Math.max(0, end - chunk);
+        const bytes = (end - start) * CQ_UNIT_BYTES;
+        const got = await readFully(this.io, fd, buf, 0, bytes, start * CQ_UNIT_BYTES);
+        if (got < bytes) buf.fill(0, got, bytes);
+        for (let i = end - start - 1; i >= 0; i--) {
+          if (buf.readInt32BE(i * CQ_UNIT_BYTES + 8) !== 0) return start + i;
+        }
+        end = start;
+        chunk = SCAN_CHUNK_UNITS;
+      }
+      return -1;
+    } finally {
+      file.users--;
+    }
+  }
+
+  private async truncateFile(file: CqFile, length: number): Promise<void> {
+    const fd = await this.acquire(file);
+    try {
+      await this.io.ftruncate(fd, length);
+      await this.io.fdatasync(fd);
+    } finally {
+      file.users--;
+    }
+  }
+
+  /** Offset of the first real unit below `max` (scanning forward over holes), or `max`. */
+  private async scanFirstReal(max: number): Promise<number> {
+    const buf = Buffer.allocUnsafe(SCAN_CHUNK_UNITS * CQ_UNIT_BYTES);
+    for (const index of this.sortedIndices()) {
+      const file = this.files.get(index)!;
+      const fileStart = index * this.unitsPerFile;
+      const fileEnd = Math.min(max, fileStart + this.unitsPerFile);
+      let chunk = 1;
+      for (let o = fileStart; o < fileEnd; ) {
+        const to = Math.min(fileEnd, o + chunk);
+        const bytes = (to - o) * CQ_UNIT_BYTES;
+        const fd = await this.acquire(file);
+        let got: number;
+        try {
+          got = await readFully(this.io, fd, buf, 0, bytes, (o - fileStart) * CQ_UNIT_BYTES);
+        } finally {
+          file.users--;
+        }
+        const gotUnits = Math.floor(got / CQ_UNIT_BYTES);
+        for (let i = 0; i < gotUnits; i++) {
+          if (buf.readInt32BE(i * CQ_UNIT_BYTES + 8) !== 0) return o + i;
+        }
+        if (got < bytes) break; // the rest of this file is holes
+        o = to;
+        chunk = SCAN_CHUNK_UNITS;
+      }
+    }
+    return max;
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The dispatcher (RocketMQ's "reput" service): the only writer of consume queues and the index.
+ * It reads the commit log from `dispatchedOffset` up to a limit — the written offset under ASYNC
+ * flush, the flushed offset under SYNC flush, so consumers never see bytes a crash could take
+ * back — decodes each record and:
+ *   - puts a 20-byte unit into the record's consume queue (unless it is a prepared or rolled-back
+ *     transaction half, which consumers must not see);
+ *   - indexes `topic#UNIQ_KEY` and `topic#<each KEYS value>` (rolled-back halves excepted);
+ *   - tells listeners (long polling, later) that a message arrived.
+ *
+ * Consume-queue puts are idempotent (the unit goes to position QUEUEOFFSET × 20), so recovery can
+ * re-dispatch from an older checkpoint without duplicating anything. `step()` does one bounded
+ * round and is what tests drive; in production `wake()` runs rounds until caught up.
+ */
+import { javaStringHashCode } from '../common/java-hash.js';
+import type { CommitLog } from './commit-log.js';
+import type { ConsumeQueueStore } from './consume-queue-store.js';
+import type { IndexService } from './index-service.js';
+import {
+  type DecodedRecord,
+  decodeRecord,
+  getProperty,
+  MessageProperty,
+  SysFlag,
+  transactionType,
+} from './record.js';
+
+/** What listeners learn about each dispatched message. */
+export interface DispatchedMessage {
+  topic: string;
+  queueId: number;
+  queueOffset: number;
+  physicalOffset: number;
+  size: number;
+  tagsCode: number;
+  storeTimestamp: number;
+  properties: string;
+}
+
+export interface DispatcherOptions {
+  /** Bytes read from the commit log per round. */
+  readChunkBytes: number;
+  messageIndexEnable: boolean;
+}
+
+/** Tag code of a message: Java hashCode of its TAGS property, 0 when it has none. */
+export function tagsCodeOf(properties: string): number {
+  const tags = getProperty(properties, MessageProperty.TAGS);
+  return tags ? javaStringHashCode(tags) : 0;
+}
+
+export class Dispatcher {
+  private offset: number;
+  private running = false;
+  private stopped = false;
+  private readonly listeners: Array<(m: DispatchedMessage) => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  /** A corrupt record stops dispatch (it is never skipped silently); recovery deals with it. */
+  private blocked: string | undefined;
+  /** Last store timestamp dispatched, for the checkpoint. */
+  lastStoreTimestamp = 0;
+
+  constructor(
+    private readonly log: CommitLog,
+    private readonly cqs: ConsumeQueueStore,
+    private readonly index: IndexService,
+    private readonly limit: () => number,
+    private readonly opts: DispatcherOptions,
+    from: number,
+  ) {
+    this.offset = from;
+  }
+
+  dispatchedOffset(): number {
+    return this.offset;
+  }
+
+  blockedReason(): string | undefined {
+    return this.blocked;
+  }
+
+  onMessage(listener: (m: DispatchedMessage) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Runs rounds until caught up with the limit; safe to call often. */
+  wake(): void {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.stopped && (await this.step())) {
+        // keep going while there is more
+      }
+    } finally {
+      this.running = false;
+    }
+    if (!this.stopped && this.offset < this.limit() && !this.blocked) this.wake();
+    else if (this.offset >= this.limit() || this.blocked) this.releaseIdle();
+  }
+
+  /** Resolves when everything below the current limit is dispatched. */
+  async drain(): Promise<void> {
+    while (this.offset < this.limit() && !this.blocked) {
+      if (this.running) {
+        await new Promise<void>((r) => this.idleWaiters.push(r));
+      } else {
+        await this.step();
+      }
+    }
+  }
+
+  private releaseIdle(): void {
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const r of w) r();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.releaseIdle();
+  }
+
+  /** One round: dispatches what one read returns. Returns true if more may be waiting. */
+  async step(): Promise<boolean> {
+    const limit = this.limit();
+    if (this.offset >= limit || this.blocked) return false;
+    if (this.offset < this.log.minOffset()) {
+      // Retention removed what we had not reached (only possible when far behind); skip ahead.
+      this.offset = this.log.minOffset();
+    }
+    const seg = this.log.segmentFor(this.offset);
+    if (!seg) return false;
+    const want = Math.min(limit, seg.base + seg.capacity) - this.offset;
+    let buf = await this.log.read(this.offset, Math.min(want, this.opts.readChunkBytes));
+    let pos = 0;
+    while (pos < buf.length) {
+      const r = decodeRecord(buf, pos, { checkCrc: false, expectedPhysicalOffset: this.offset });
+      if (r.kind === 'record') {
+        this.dispatchOne(r.record);
+        pos += r.record.totalSize;
+        this.offset += r.record.totalSize;
+      } else if (r.kind === 'blank') {
+        // The rest of this segment is padding: go to the next segment.
+        this.offset = this.log.nextSegmentStart(this.offset);
+        break;
+      } else if (r.kind === 'need-more') {
+        if (pos > 0) break; // read again from the record's start next round
+        // A record larger than the chunk: read exactly it.
+        buf = await this.log.read(this.offset, r.needed);
+        if (buf.length < r.needed) break;
+      } else {
+        // Zeros ('end') below the limit are as wrong as a bad record: written data is never zero.
+        const reason = r.kind === 'end' ? 'zero bytes where a record should be' : r.reason;
+        this.blocked = `corrupt record at commit-log offset ${this.offset}: ${reason}`;
+        return false;
+      }
+    }
+    return this.offset < this.limit();
+  }
+
+  private dispatchOne(rec: DecodedRecord): void {
+    const tranType = transactionType(rec.sysFlag);
+    const props = rec.properties;
+    const tagsCode = tagsCodeOf(props);
+    if (tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE) {
+      this.cqs
+        .getOrCreate(rec.topic, rec.queueId)
+        .put(rec.queueOffset, rec.physicalOffset, rec.totalSize, tagsCode);
+    }
+    if (this.opts.messageIndexEnable && tranType !== SysFlag.TRANSACTION_ROLLBACK_TYPE) {
+      const uniq = getProperty(props, MessageProperty.UNIQ_KEY);
+      if (uniq) this.index.put(`${rec.topic}#${uniq}`, rec.physicalOffset, rec.storeTimestamp);
+      const keys = getProperty(props, MessageProperty.KEYS);
+      if (keys) {
+        for (const k of keys.split(' ')) {
+          if (k.length > 0) this.index.put(`${rec.topic}#${k}`, rec.physicalOffset, rec.storeTimestamp);
+        }
+      }
+    }
+    this.lastStoreTimestamp = rec.storeTimestamp;
+    if (
+      this.listeners.length > 0 &&
+      (tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE)
+    ) {
+      const m: DispatchedMessage = {
+        topic: rec.topic,
+        queueId: rec.queueId,
+        queueOffset: rec.queueOffset,
+        physicalOffset: rec.physicalOffset,
+        size: rec.totalSize,
+        tagsCode,
+        storeTimestamp: rec.storeTimestamp,
+        properties: props,
+      };
+      for (const l of this.listeners) l(m);
+    }
+  }
+
+  /** Recovery and rebuild: restart dispatch from `offset`. */
+  resetTo(offset: number): void {
+    this.offset = offset;
+    this.blocked = undefined;
+  }
+}

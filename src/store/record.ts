@@ -1,0 +1,1086 @@
+/**
+ * The commit-log record codec: one message laid out as RocketMQ lays it out in its commit log.
+ * Pure functions over bytes — no files, no sockets, no clocks beyond a default born time.
+ *
+ * A message record. Every integer is big-endian two's complement. Offsets below are for the
+ * common case (V1 magic, IPv4 born and store hosts):
+ *
+ *     offset   size
+ *    +-------+------+-----------------------------------------------------------------+
+ *    |     0 |    4 | TOTALSIZE        length of the whole record, this field included |
+ *    |     4 |    4 | MAGICCODE        V1 0xDAA320A7 | V2 0xDAA320AB                   |
+ *    |     8 |    4 | BODYCRC          crc32(body) & 0x7FFFFFFF                        |
+ *    |    12 |    4 | QUEUEID                                                          |
+ *    |    16 |    4 | FLAG             the producer's flag, opaque to us               |
+ *    |    20 |    8 | QUEUEOFFSET      n-th message of its consume queue (a count)     |
+ *    |    28 |    8 | PHYSICALOFFSET   commit-log byte offset of this very record      |
+ *    |    36 |    4 | SYSFLAG          0x10: BORNHOST is IPv6, 0x20: STOREHOST is IPv6 |
+ *    |    40 |    8 | BORNTIMESTAMP    ms since the epoch                              |
+ *    |    48 |    8 | BORNHOST         IPv4 4 + port 4 (IPv6: 16 + 4 = 20 bytes)       |
+ *    |    56 |    8 | STORETIMESTAMP   ms since the epoch                              |
+ *    |    64 |    8 | STOREHOST        IPv4 4 + port 4 (IPv6: 16 + 4 = 20 bytes)       |
+ *    |    72 |    4 | RECONSUMETIMES                                                   |
+ *    |    76 |    8 | PREPARED_TRANSACTION_OFFSET                                      |
+ *    |    84 |    4 | BODYLEN = b                                                      |
+ *    |    88 |    b | BODY                                                             |
+ *    |  88+b |    1 | TOPICLEN = t     (V2: 2 bytes)                                   |
+ *    |  89+b |    t | TOPIC            UTF-8, no NUL byte, never empty                 |
+ *    | 89+b+t|    2 | PROPLEN = p      signed, so p <= 32767                           |
+ *    | 91+b+t|    p | PROPERTIES       UTF-8 `key\u0001value\u0002` repeated           |
+ *    +-------+------+-----------------------------------------------------------------+
+ *    TOTALSIZE = 91 + b + t + p, plus 12 per IPv6 host, plus 1 for V2.
+ *
+ * Versions: V1 has a 1-byte topic length, V2 (RocketMQ's answer to topics over 127 bytes) a
+ * 2-byte one. We write only V1 and refuse topics over 127 bytes; we read both.
+ *
+ * The end of a segment. When the next record does not fit in what is left of a segment (with
+ * room to spare for this marker), the writer fills the rest with a blank record and rolls over:
+ *
+ *    +-------------------+-----------------------+------------------------------------+
+ *    | LENGTH 4          | BLANK_MAGIC 4         | LENGTH - 8 bytes, contents ignored |
+ *    | bytes to seg. end | 0xCBD43194            |                                    |
+ *    +-------------------+-----------------------+------------------------------------+
+ *
+ * What a crash leaves behind. Segment files are preallocated with zeros and appended in order,
+ * so the worst a crash can do is a torn tail: the last record cut at any byte, followed by
+ * zeros. `decodeRecord` never takes such a record for a whole one, even without the CRC check,
+ * because wherever the cut falls the zeros land somewhere that cannot be zero in a whole record:
+ *
+ *    cut inside ...              reads as ...                         result
+ *    TOTALSIZE, nothing written  TOTALSIZE 0                          'end'
+ *    TOTALSIZE, partly written   a size, then a zero MAGICCODE        'corrupt'
+ *    MAGICCODE                   a bad MAGICCODE                      'corrupt'
+ *    BODYCRC .. BODYLEN          any BODYLEN, then a zero TOPICLEN    'corrupt' (empty topic)
+ *    BODY                        a zero TOPICLEN (and a bad CRC)      'corrupt'
+ *    TOPICLEN / TOPIC            an empty topic, or a NUL in it       'corrupt'
+ *    PROPLEN / PROPERTIES        lengths that do not add up, or       'corrupt'
+ *                                properties ending in a 0 byte
+ *
+ * The last line holds because `prepareRecord` makes sure non-empty properties end with the
+ * separator \u0002, and the decoder refuses properties whose last byte is 0. (With empty
+ * properties the record ends in PROPLEN = 00 00; a cut there loses only zeros, so what is on
+ * disk is the whole record, and it decodes as such.) If the buffer simply ends before the
+ * record does, the decoder answers 'need-more' instead.
+ *
+ * The record CRC. The body CRC covers only the body, so a flipped bit in a header field, the
+ * topic or the properties would go unnoticed. When the store asks for it (tsmq's default),
+ * `prepareRecord` reserves RocketMQ's `__CRC32#` property as the last 20 bytes of the record:
+ *
+ *    ... PROPERTIES | `__CRC32#`  | 10 ASCII digits |  |   (end of record)
+ *                   |<----------------- 20 bytes ---------------->|
+ *
+ * The digits are the zero-padded decimal CRC32 (unsigned) of every record byte before them —
+ * header, body, topic, the other properties and the `__CRC32#` key. The decoder verifies
+ * it whenever present (and then skips the body CRC, which it covers). It is an ordinary property
+ * to clients, as in RocketMQ with enabledAppendPropCRC.
+ */
+import { crc32 } from 'node:zlib';
+import { assert, TsmqError } from '../common/errors.js';
+import type { HostAddress } from '../common/types.js';
+
+// ---------------------------------------------------------------------------------------------
+// Constants and limits
+// ---------------------------------------------------------------------------------------------
+
+/** Magic of a V1 record (1-byte topic length), as a signed int32. */
+export const MAGIC_V1 = 0xdaa320a7 | 0;
+/** Magic of a V2 record (2-byte topic length), as a signed int32. */
+export const MAGIC_V2 = 0xdaa320ab | 0;
+/** Magic of the blank record that pads the end of a segment, as a signed int32. */
+export const BLANK_MAGIC = 0xcbd43194 | 0;
+/** A blank record is at least its length and its magic. */
+export const BLANK_RECORD_MIN_BYTES = 8;
+/** Bytes of a V1 record with IPv4 hosts, not counting body, topic and properties. */
+export const RECORD_FIXED_BYTES_V4 = 91;
+/** Longest topic, in UTF-8 bytes, that fits a V1 record. */
+export const MAX_TOPIC_BYTES = 127;
+/** Longest encoded properties, in UTF-8 bytes (the length field is a signed 16-bit integer). */
+export const MAX_PROPERTIES_BYTES = 32767;
+/** Default limit on a message body, in bytes (RocketMQ's maxMessageSize). */
+/** Key of the record-CRC property (see the file header). */
+export const RECORD_CRC_PROPERTY = '__CRC32#';
+/** Bytes the record-CRC property takes at the end of a record: key, \u0001, 10 digits, \u0002. */
+export const RECORD_CRC_RESERVED_BYTES = 20;
+const RECORD_CRC_HEAD = Buffer.from(`${RECORD_CRC_PROPERTY}\u0001`, 'latin1');
+const RECORD_CRC_PLACEHOLDER = Buffer.from(`${RECORD_CRC_PROPERTY}\u00010000000000\u0002`, 'latin1');
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * Room a record may take beyond its body: the fixed fields (at most 116 bytes with two IPv6
+ * hosts), the topic (127) and the properties (32767) always fit in 64 KiB.
+ */
+export const RECORD_HEADROOM_BYTES = 64 * 1024;
+/** Default largest record the decoder accepts. */
+export const DEFAULT_MAX_RECORD_BYTES = DEFAULT_MAX_MESSAGE_BYTES + RECORD_HEADROOM_BYTES;
+
+/** The largest record a store with this body limit can write. */
+export function maxRecordBytesFor(maxMessageBytes: number): number {
+  return maxMessageBytes + RECORD_HEADROOM_BYTES;
+}
+
+/** Bits of SYSFLAG. */
+export const SysFlag = {
+  COMPRESSED: 0x1,
+  MULTI_TAGS: 0x2,
+  TRANSACTION_NOT_TYPE: 0,
+  TRANSACTION_PREPARED_TYPE: 0x4,
+  TRANSACTION_COMMIT_TYPE: 0x8,
+  TRANSACTION_ROLLBACK_TYPE: 0xc,
+  BORNHOST_V6: 0x10,
+  STOREHOST_V6: 0x20,
+  NEED_UNWRAP: 0x40,
+  INNER_BATCH: 0x80,
+  /** Compression algorithm of a COMPRESSED body, in bits 8–10. */
+  COMPRESSION_TYPE_MASK: 0x700,
+  COMPRESSION_LZ4: 0x100,
+  COMPRESSION_ZSTD: 0x200,
+  COMPRESSION_ZLIB: 0x300,
+} as const;
+
+export type TransactionType = 0 | 0x4 | 0x8 | 0xc;
+
+/** The transaction type bits (2–3) of a SYSFLAG. */
+export function transactionType(sysFlag: number): TransactionType {
+  return (sysFlag & 0xc) as TransactionType;
+}
+
+/** Property keys RocketMQ reserves, by their wire names. */
+export const MessageProperty = {
+  KEYS: 'KEYS',
+  TAGS: 'TAGS',
+  /** 'true' or 'false': the producer waits for the store's flush/replication before the reply. */
+  WAIT: 'WAIT',
+  /** Delay level of a classic scheduled message. */
+  DELAY: 'DELAY',
+  RETRY_TOPIC: 'RETRY_TOPIC',
+  REAL_TOPIC: 'REAL_TOPIC',
+  REAL_QID: 'REAL_QID',
+  TRAN_MSG: 'TRAN_MSG',
+  PGROUP: 'PGROUP',
+  MIN_OFFSET: 'MIN_OFFSET',
+  MAX_OFFSET: 'MAX_OFFSET',
+  BUYER_ID: 'BUYER_ID',
+  ORIGIN_MESSAGE_ID: 'ORIGIN_MESSAGE_ID',
+  TRANSFER_FLAG: 'TRANSFER_FLAG',
+  CORRECTION_FLAG: 'CORRECTION_FLAG',
+  MQ2_FLAG: 'MQ2_FLAG',
+  RECONSUME_TIME: 'RECONSUME_TIME',
+  MSG_REGION: 'MSG_REGION',
+  TRACE_ON: 'TRACE_ON',
+  /** The client-generated message id. */
+  UNIQ_KEY: 'UNIQ_KEY',
+  MAX_RECONSUME_TIMES: 'MAX_RECONSUME_TIMES',
+  CONSUME_START_TIME: 'CONSUME_START_TIME',
+  TRAN_PREPARED_QUEUE_OFFSET: 'TRAN_PREPARED_QUEUE_OFFSET',
+  TRANSACTION_CHECK_TIMES: 'TRANSACTION_CHECK_TIMES',
+  CHECK_IMMUNITY_TIME_IN_SECONDS: 'CHECK_IMMUNITY_TIME_IN_SECONDS',
+  INSTANCE_ID: 'INSTANCE_ID',
+  CORRELATION_ID: 'CORRELATION_ID',
+  REPLY_TO_CLIENT: 'REPLY_TO_CLIENT',
+  TTL: 'TTL',
+  ARRIVE_TIME: 'ARRIVE_TIME',
+  PUSH_REPLY_TIME: 'PUSH_REPLY_TIME',
+  CLUSTER: 'CLUSTER',
+  MSG_TYPE: 'MSG_TYPE',
+  INNER_MULTI_DISPATCH: 'INNER_MULTI_DISPATCH',
+  INNER_MULTI_QUEUE_OFFSET: 'INNER_MULTI_QUEUE_OFFSET',
+  SHARDING_KEY: '__SHARDINGKEY',
+  TIMER_DELAY_SEC: 'TIMER_DELAY_SEC',
+  TIMER_DELAY_MS: 'TIMER_DELAY_MS',
+  TIMER_DELIVER_MS: 'TIMER_DELIVER_MS',
+  TIMER_OUT_MS: 'TIMER_OUT_MS',
+  TIMER_ENQUEUE_MS: 'TIMER_ENQUEUE_MS',
+  TIMER_DEQUEUE_MS: 'TIMER_DEQUEUE_MS',
+  TIMER_ROLL_TIMES: 'TIMER_ROLL_TIMES',
+  TIMER_DEL_UNIQKEY: 'TIMER_DEL_UNIQKEY',
+  POP_CK: 'POP_CK',
+  POP_CK_OFFSET: 'POP_CK_OFFSET',
+  FIRST_POP_TIME: 'FIRST_POP_TIME',
+  DLQ_ORIGIN_TOPIC: 'DLQ_ORIGIN_TOPIC',
+  DLQ_ORIGIN_MESSAGE_ID: 'DLQ_ORIGIN_MESSAGE_ID',
+} as const;
+
+/** Separates several keys inside the KEYS property. */
+export const KEY_SEPARATOR = ' ';
+
+const NAME_VALUE_SEPARATOR = '\u0001';
+const PROPERTY_SEPARATOR = '\u0002';
+const NV_CODE = 1;
+const PS_CODE = 2;
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+function checkPropertyText(s: string, what: string, key: string): void {
+  if (s.indexOf(NAME_VALUE_SEPARATOR) !== -1 || s.indexOf(PROPERTY_SEPARATOR) !== -1) {
+    throw new TsmqError(
+      'PROPERTY_INVALID',
+      `property ${what} ${JSON.stringify(key.slice(0, 64))} holds a separator character (\\u0001 or \\u0002)`,
+    );
+  }
+}
+
+/**
+ * Encodes properties as `key\u0001value\u0002` for each entry, in iteration order. Throws
+ * PROPERTY_INVALID on an empty key or a key or value that holds a separator.
+ */
+export function encodeProperties(props: Record<string, string> | Map<string, string>): string {
+  const entries = props instanceof Map ? props.entries() : Object.entries(props);
+  let s = '';
+  for (const [k, v] of entries) {
+    if (k.length === 0) throw new TsmqError('PROPERTY_INVALID', 'a property key is empty');
+    checkPropertyText(k, 'key', k);
+    checkPropertyText(v, 'value of', k);
+    s += k + NAME_VALUE_SEPARATOR + v + PROPERTY_SEPARATOR;
+  }
+  return s;
+}
+
+/**
+ * Decodes a properties string, with or without its trailing \u0002. An entry's value runs from
+ * the first \u0001 to the next \u0002; entries without \u0001 or with an empty key are skipped;
+ * a key given twice keeps its last value. `getProperty` follows the same rules.
+ */
+export function decodeProperties(s: string): Map<string, string> {
+  const map = new Map<string, string>();
+  let start = 0;
+  const n = s.length;
+  while (start < n) {
+    let end = s.indexOf(PROPERTY_SEPARATOR, start);
+    if (end === -1) end = n;
+    const sep = s.indexOf(NAME_VALUE_SEPARATOR, start);
+    if (sep !== -1 && sep < end && sep > start) map.set(s.slice(start, sep), s.slice(sep + 1, end));
+    start = end + 1;
+  }
+  return map;
+}
+
+/**
+ * One property's value, found by scanning the encoded string without building a map. A match
+ * counts only at the start of an entry and followed by \u0001, so 'KEYS' does not match inside
+ * 'XKEYS' or inside a value. Like `decodeProperties`, the last entry with the key wins.
+ */
+export function getProperty(s: string, key: string): string | undefined {
+  const klen = key.length;
+  if (klen === 0) return undefined;
+  let from = s.length - klen;
+  while (from >= 0) {
+    const i = s.lastIndexOf(key, from);
+    if (i === -1) return undefined;
+    if ((i === 0 || s.charCodeAt(i - 1) === PS_CODE) && s.charCodeAt(i + klen) === NV_CODE) {
+      // A key holding a separator could still match here by accident; such keys never exist.
+      if (key.indexOf(NAME_VALUE_SEPARATOR) !== -1 || key.indexOf(PROPERTY_SEPARATOR) !== -1) {
+        return undefined;
+      }
+      const vstart = i + klen + 1;
+      const vend = s.indexOf(PROPERTY_SEPARATOR, vstart);
+      return s.slice(vstart, vend === -1 ? s.length : vend);
+    }
+    from = i - 1;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host addresses
+// ---------------------------------------------------------------------------------------------
+
+function parseIpv4(s: string, out: Uint8Array, at: number): boolean {
+  let part = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46; /* '.' closes the last part */
+    if (c === 46) {
+      if (digits === 0 || part > 3) return false;
+      out[at + part++] = n;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && n === 0) return false; // no leading zeros: "01" is ambiguous (octal)
+      n = n * 10 + (c - 48);
+      if (++digits > 3 || n > 255) return false;
+    } else {
+      return false;
+    }
+  }
+  return part === 4;
+}
+
+function parseHexGroup(s: string): number {
+  if (s.length < 1 || s.length > 4) return -1;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    let d: number;
+    if (c >= 48 && c <= 57) d = c - 48;
+    else if (c >= 97 && c <= 102) d = c - 87;
+    else if (c >= 65 && c <= 70) d = c - 55;
+    else return -1;
+    n = n * 16 + d;
+  }
+  return n;
+}
+
+/** Parses IPv6 text (with `::`, an embedded dotted IPv4 tail, a `%zone`) into 16 bytes. */
+function parseIpv6(text: string): Uint8Array | undefined {
+  let s = text;
+  const zone = s.indexOf('%');
+  if (zone !== -1) s = s.slice(0, zone);
+  const groups: number[] = [];
+  const parseSide = (side: string, allowV4Tail: boolean): number[] | undefined => {
+    if (side.length === 0) return [];
+    const parts = side.split(':');
+    const nums: number[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (allowV4Tail && i === parts.length - 1 && p.indexOf('.') !== -1) {
+        const tail = new Uint8Array(4);
+        if (!parseIpv4(p, tail, 0)) return undefined;
+        nums.push((tail[0]! << 8) | tail[1]!, (tail[2]! << 8) | tail[3]!);
+        continue;
+      }
+      const g = parseHexGroup(p);
+      if (g < 0) return undefined;
+      nums.push(g);
+    }
+    return nums;
+  };
+  const dbl = s.indexOf('::');
+  if (dbl === -1) {
+    const all = parseSide(s, true);
+    if (all === undefined || all.length !== 8) return undefined;
+    groups.push(...all);
+  } else {
+    if (s.indexOf('::', dbl + 1) !== -1) return undefined;
+    const left = parseSide(s.slice(0, dbl), false);
+    const right = parseSide(s.slice(dbl + 2), true);
+    if (left === undefined || right === undefined || left.length + right.length > 7) return undefined;
+    groups.push(...left);
+    for (let i = left.length + right.length; i < 8; i++) groups.push(0);
+    groups.push(...right);
+  }
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = groups[i]! >>> 8;
+    out[2 * i + 1] = groups[i]! & 0xff;
+  }
+  return out;
+}
+
+/** Address text → 4 or 16 bytes; IPv4-mapped IPv6 (`::ffff:a.b.c.d`) becomes 4 bytes, as in Java. */
+function parseAddress(address: string): Uint8Array | undefined {
+  const v4 = new Uint8Array(4);
+  if (parseIpv4(address, v4, 0)) return v4;
+  const v6 = parseIpv6(address);
+  if (v6 === undefined) return undefined;
+  let mapped = v6[10] === 0xff && v6[11] === 0xff;
+  for (let i = 0; mapped && i < 10; i++) mapped = v6[i] === 0;
+  return mapped ? v6.subarray(12) : v6;
+}
+
+const ADDRESS_CACHE_MAX = 1024;
+const addressCache = new Map<string, Uint8Array>();
+
+/**
+ * Encodes a host as RocketMQ stores it: IPv4 address (4) + port (4) = 8 bytes, or IPv6 address
+ * (16) + port (4) = 20 bytes. The address must be an IP literal; a host name is a bug.
+ */
+export function encodeHost(h: HostAddress): Buffer {
+  let addr = addressCache.get(h.address);
+  if (addr === undefined) {
+    addr = parseAddress(h.address);
+    assert(addr !== undefined, `not an IP address: ${JSON.stringify(h.address)}`);
+    if (addressCache.size >= ADDRESS_CACHE_MAX) addressCache.clear();
+    addressCache.set(h.address, addr);
+  }
+  const port = h.port;
+  assert((port & 0xffff) === port, `port out of range: ${port}`);
+  const out = Buffer.allocUnsafe(addr.length + 4);
+  out.set(addr, 0);
+  out.writeInt32BE(port, addr.length);
+  return out;
+}
+
+function formatIpv6(buf: Buffer, pos: number): string {
+  const g: number[] = new Array<number>(8);
+  for (let i = 0; i < 8; i++) g[i] = (buf[pos + 2 * i]! << 8) | buf[pos + 2 * i + 1]!;
+  // RFC 5952: the longest run of two or more zero groups (the first if tied) becomes '::'.
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number) =>
+    g
+      .slice(from, to)
+      .map((x) => x.toString(16))
+      .join(':');
+  if (bestAt === -1) return hex(0, 8);
+  return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
+}
+
+/** Decodes 8 (IPv4) or 20 (IPv6) bytes at `pos`. The caller has checked they are there. */
+export function decodeHost(buf: Buffer, pos: number, v6: boolean): HostAddress {
+  if (!v6) {
+    return {
+      address: `${buf[pos]}.${buf[pos + 1]}.${buf[pos + 2]}.${buf[pos + 3]}`,
+      port: readI32(buf, pos + 4),
+    };
+  }
+  return { address: formatIpv6(buf, pos), port: readI32(buf, pos + 16) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw integer access. Indexing a Uint8Array wraps stores modulo 256 and never throws, and these
+// small functions inline; callers check bounds once per record instead of once per field.
+// ---------------------------------------------------------------------------------------------
+
+const TWO_32 = 4294967296;
+
+function put32(b: Buffer, p: number, v: number): void {
+  b[p] = v >>> 24;
+  b[p + 1] = v >>> 16;
+  b[p + 2] = v >>> 8;
+  b[p + 3] = v;
+}
+
+function put64(b: Buffer, p: number, v: number): void {
+  const hi = Math.floor(v / TWO_32);
+  put32(b, p, hi);
+  put32(b, p + 4, v - hi * TWO_32);
+}
+
+function readI32(b: Buffer, p: number): number {
+  return (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
+}
+
+function readI64(b: Buffer, p: number): number {
+  return readI32(b, p) * TWO_32 + (readI32(b, p + 4) >>> 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------
+
+/** A message to append, before the store gives it a position. */
+export interface AppendMessage {
+  topic: string;
+  queueId: number;
+  body: Uint8Array;
+  /** Encoded properties (see `encodeProperties`). */
+  properties?: string;
+  flag?: number;
+  sysFlag?: number;
+  /** Default: Date.now() when prepared. */
+  bornTimestamp?: number;
+  /** Default: 127.0.0.1:0. */
+  bornHost?: HostAddress;
+  reconsumeTimes?: number;
+  preparedTransactionOffset?: number;
+}
+
+/**
+ * A validated message with everything that does not depend on its position encoded. The buffers
+ * may be shared between records (cached topic and host bytes): never mutate them.
+ */
+export interface PreparedRecord {
+  readonly msg: AppendMessage;
+  /** Exact size of the record `writeRecord` will write. */
+  readonly size: number;
+  readonly topicBytes: Buffer;
+  readonly propertiesBytes: Buffer;
+  /** 8 (IPv4) or 20 (IPv6) bytes. */
+  readonly bornHostBytes: Buffer;
+  /** The message's sysFlag with BORNHOST_V6 and STOREHOST_V6 set to match the hosts. */
+  readonly sysFlag: number;
+  readonly bodyCrc: number;
+  /** `msg.bornTimestamp` or the time of preparation. */
+  readonly bornTimestamp: number;
+  /** Whether `size` counts a 20-byte (IPv6) store host; `writeRecord` checks it. */
+  readonly storeHostV6: boolean;
+  /** The properties end with the reserved record-CRC property, filled in by `writeRecord`. */
+  readonly recordCrc: boolean;
+}
+
+/** Removes a `__CRC32#` property (a message re-put from the log carries its old one). */
+function withoutRecordCrc(props: string): string {
+  const at = props.indexOf(`${RECORD_CRC_PROPERTY}\u0001`);
+  if (at < 0 || (at > 0 && props.charCodeAt(at - 1) !== PS_CODE)) return props;
+  const end = props.indexOf(PROPERTY_SEPARATOR, at);
+  return props.slice(0, at) + (end < 0 ? '' : props.slice(end + 1));
+}
+
+const TOPIC_CACHE_MAX = 10_000;
+const TOPIC_PATTERN = /^[%|a-zA-Z0-9_-]+$/;
+/** Validated topics and their bytes, oldest first; evicted first-in first-out. */
+const topicCache = new Map<string, Buffer>();
+
+function topicBytesOf(topic: string): Buffer {
+  const cached = topicCache.get(topic);
+  if (cached !== undefined) return cached;
+  if (topic.length === 0) throw new TsmqError('TOPIC_EMPTY', 'the topic is empty');
+  const bytes = Buffer.from(topic, 'utf8');
+  if (bytes.length > MAX_TOPIC_BYTES) {
+    throw new TsmqError(
+      'TOPIC_TOO_LONG',
+      `the topic is ${bytes.length} bytes long; the limit is ${MAX_TOPIC_BYTES} bytes`,
+    );
+  }
+  if (!TOPIC_PATTERN.test(topic)) {
+    throw new TsmqError(
+      'TOPIC_INVALID',
+      `the topic ${JSON.stringify(topic)} has characters outside [%|a-zA-Z0-9_-]`,
+    );
+  }
+  if (topicCache.size >= TOPIC_CACHE_MAX) topicCache.delete(topicCache.keys().next().value!);
+  topicCache.set(topic, bytes);
+  return bytes;
+}
+
+const DEFAULT_BORN_HOST_BYTES = encodeHost({ address: '127.0.0.1', port: 0 });
+/**
+ * Encoded born hosts by address, then port. Clients are few and keep their connections, so this
+ * stays small; it is dropped whole if it ever grows past the bound.
+ */
+const BORN_HOST_CACHE_MAX = 4096;
+const bornHostCache = new Map<string, Map<number, Buffer>>();
+let bornHostCacheSize = 0;
+
+function bornHostBytesOf(h: HostAddress): Buffer {
+  let byPort = bornHostCache.get(h.address);
+  let b = byPort?.get(h.port);
+  if (b !== undefined) return b;
+  b = encodeHost(h);
+  if (bornHostCacheSize >= BORN_HOST_CACHE_MAX) {
+    bornHostCache.clear();
+    bornHostCacheSize = 0;
+    byPort = undefined;
+  }
+  if (byPort === undefined) {
+    byPort = new Map();
+    bornHostCache.set(h.address, byPort);
+  }
+  byPort.set(h.port, b);
+  bornHostCacheSize++;
+  return b;
+}
+const EMPTY = Buffer.alloc(0);
+
+function isInt32(n: number): boolean {
+  return (n | 0) === n;
+}
+
+/**
+ * Validates a message and encodes everything but its position. Size rule: the body may be at
+ * most `maxMessageBytes`; the topic (≤ 127 bytes) and properties (≤ 32767 bytes) have their own
+ * limits, so a record is never larger than `maxRecordBytesFor(maxMessageBytes)`.
+ *
+ * Non-empty properties that do not end with \u0002 get one appended (equivalent when decoded):
+ * a record then never ends in a 0 byte, which is what lets the decoder see a torn tail.
+ *
+ * `storeHostV6` says which store host `writeRecord` will be given (it changes the size).
+ * Throws TsmqError TOPIC_EMPTY, TOPIC_TOO_LONG, TOPIC_INVALID, QUEUE_ID_INVALID,
+ * MESSAGE_BODY_EMPTY, MESSAGE_TOO_LARGE or PROPERTIES_TOO_LARGE.
+ */
+export function prepareRecord(
+  msg: AppendMessage,
+  maxMessageBytes: number,
+  storeHostV6 = false,
+  recordCrc = false,
+): PreparedRecord {
+  const topicBytes = topicBytesOf(msg.topic);
+  const queueId = msg.queueId;
+  if ((queueId & 0xffff) !== queueId) {
+    throw new TsmqError(
+      'QUEUE_ID_INVALID',
+      `the queue id is ${queueId}; it must be an integer in [0, 65535]`,
+    );
+  }
+  const bodyLen = msg.body.length;
+  if (bodyLen === 0) throw new TsmqError('MESSAGE_BODY_EMPTY', 'the message body is empty');
+  if (bodyLen > maxMessageBytes) {
+    throw new TsmqError(
+      'MESSAGE_TOO_LARGE',
+      `the message body is ${bodyLen} bytes; the limit is ${maxMessageBytes} bytes`,
+    );
+  }
+  let props = msg.properties;
+  let propertiesBytes = EMPTY;
+  if (props?.includes(RECORD_CRC_PROPERTY)) props = withoutRecordCrc(props);
+  if (props !== undefined && props.length > 0) {
+    if (props.charCodeAt(props.length - 1) !== PS_CODE) props += PROPERTY_SEPARATOR;
+    propertiesBytes = Buffer.from(props, 'utf8');
+  }
+  if (recordCrc) {
+    propertiesBytes =
+      propertiesBytes.length === 0
+        ? RECORD_CRC_PLACEHOLDER
+        : Buffer.concat([propertiesBytes, RECORD_CRC_PLACEHOLDER]);
+  }
+  if (propertiesBytes.length > 0) {
+    if (propertiesBytes.length > MAX_PROPERTIES_BYTES) {
+      throw new TsmqError(
+        'PROPERTIES_TOO_LARGE',
+        `the encoded properties are ${propertiesBytes.length} bytes; the limit is ${MAX_PROPERTIES_BYTES} bytes`,
+      );
+    }
+  }
+
+  const bornHostBytes = msg.bornHost === undefined ? DEFAULT_BORN_HOST_BYTES : bornHostBytesOf(msg.bornHost);
+
+  // Fields a caller fills from its own parsing: a value that does not fit is a bug upstream,
+  // and catching it here means writeRecord can never fail halfway through a record.
+  const flag = msg.flag ?? 0;
+  const reconsumeTimes = msg.reconsumeTimes ?? 0;
+  const bornTimestamp = msg.bornTimestamp ?? Date.now();
+  const prepared = msg.preparedTransactionOffset ?? 0;
+  let sysFlag = msg.sysFlag ?? 0;
+  assert(isInt32(flag) && isInt32(reconsumeTimes) && isInt32(sysFlag), 'flag fields must be int32');
+  assert(
+    Number.isSafeInteger(bornTimestamp) && Number.isSafeInteger(prepared),
+    'i64 fields must be integers',
+  );
+
+  sysFlag &= ~(SysFlag.BORNHOST_V6 | SysFlag.STOREHOST_V6);
+  if (bornHostBytes.length === 20) sysFlag |= SysFlag.BORNHOST_V6;
+  if (storeHostV6) sysFlag |= SysFlag.STOREHOST_V6;
+
+  const size =
+    RECORD_FIXED_BYTES_V4 +
+    (bornHostBytes.length - 8) +
+    (storeHostV6 ? 12 : 0) +
+    bodyLen +
+    topicBytes.length +
+    propertiesBytes.length;
+
+  return {
+    msg,
+    size,
+    topicBytes,
+    propertiesBytes,
+    bornHostBytes,
+    sysFlag,
+    bodyCrc: crc32(msg.body) & 0x7fffffff,
+    bornTimestamp,
+    storeHostV6,
+    recordCrc,
+  };
+}
+
+/**
+ * Writes a prepared record at `pos`: exactly `rec.size` bytes. `storeHostBytes` is 8 or 20
+ * bytes (see `encodeHost`) and must match the `storeHostV6` the record was prepared with.
+ */
+export function writeRecord(
+  target: Buffer,
+  pos: number,
+  rec: PreparedRecord,
+  queueOffset: number,
+  physicalOffset: number,
+  storeTimestamp: number,
+  storeHostBytes: Buffer,
+): void {
+  const size = rec.size;
+  assert(pos >= 0 && pos + size <= target.length, 'record does not fit in the target buffer');
+  assert(
+    storeHostBytes.length === (rec.storeHostV6 ? 20 : 8),
+    `a ${storeHostBytes.length}-byte store host, but the record was prepared with storeHostV6 = ${rec.storeHostV6}`,
+  );
+  const msg = rec.msg;
+  put32(target, pos, size);
+  put32(target, pos + 4, MAGIC_V1);
+  put32(target, pos + 8, rec.bodyCrc);
+  put32(target, pos + 12, msg.queueId);
+  put32(target, pos + 16, msg.flag ?? 0);
+  put64(target, pos + 20, queueOffset);
+  put64(target, pos + 28, physicalOffset);
+  put32(target, pos + 36, rec.sysFlag);
+  put64(target, pos + 40, rec.bornTimestamp);
+  let p = pos + 48;
+  target.set(rec.bornHostBytes, p);
+  p += rec.bornHostBytes.length;
+  put64(target, p, storeTimestamp);
+  p += 8;
+  target.set(storeHostBytes, p);
+  p += storeHostBytes.length;
+  put32(target, p, msg.reconsumeTimes ?? 0);
+  put64(target, p + 4, msg.preparedTransactionOffset ?? 0);
+  const body = msg.body;
+  put32(target, p + 12, body.length);
+  p += 16;
+  target.set(body, p);
+  p += body.length;
+  const topic = rec.topicBytes;
+  target[p++] = topic.length;
+  target.set(topic, p);
+  p += topic.length;
+  const props = rec.propertiesBytes;
+  target[p] = props.length >>> 8;
+  target[p + 1] = props.length;
+  if (props.length > 0) target.set(props, p + 2);
+  if (rec.recordCrc)
+    writeCrcDigits(target, pos + size - 11, crc32(target.subarray(pos, pos + size - 11)) >>> 0);
+}
+
+function writeCrcDigits(target: Buffer, at: number, crc: number): void {
+  let v = crc;
+  for (let i = 9; i >= 0; i--) {
+    target[at + i] = 0x30 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+}
+
+/** The record CRC's digits at `at` (10 bytes), or -1 if they are not 10 ASCII digits. */
+function readCrcDigits(buf: Buffer, at: number): number {
+  let v = 0;
+  for (let i = 0; i < 10; i++) {
+    const d = buf[at + i]! - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/** Writes the 8-byte blank record that pads a segment's last `length` bytes (the rest is left as is). */
+export function writeBlankRecord(target: Buffer, pos: number, length: number): void {
+  assert(length >= BLANK_RECORD_MIN_BYTES && isInt32(length), `bad blank record length ${length}`);
+  assert(pos >= 0 && pos + BLANK_RECORD_MIN_BYTES <= target.length, 'blank record does not fit');
+  put32(target, pos, length);
+  put32(target, pos + 4, BLANK_MAGIC);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------------------------
+
+export interface DecodedRecord {
+  totalSize: number;
+  magic: number;
+  bodyCrc: number;
+  queueId: number;
+  flag: number;
+  queueOffset: number;
+  physicalOffset: number;
+  sysFlag: number;
+  bornTimestamp: number;
+  bornHost: HostAddress;
+  storeTimestamp: number;
+  storeHost: HostAddress;
+  reconsumeTimes: number;
+  preparedTransactionOffset: number;
+  /** A view into the decoded buffer, not a copy. */
+  body: Buffer;
+  topic: string;
+  /** The raw encoded properties (see `decodeProperties`, `getProperty`). */
+  properties: string;
+  /** The whole record: a view into the decoded buffer, not a copy. */
+  raw: Buffer;
+}
+
+export interface BlankRecord {
+  kind: 'blank';
+  /** Bytes from the blank record's start to the end of its segment. */
+  size: number;
+}
+
+export type DecodeResult =
+  | { kind: 'record'; record: DecodedRecord }
+  | BlankRecord
+  /** TOTALSIZE is 0: a zero-filled region, no more data. */
+  | { kind: 'end' }
+  /** The buffer ends before the record does; `needed` is the total bytes required from pos. */
+  | { kind: 'need-more'; needed: number }
+  | { kind: 'corrupt'; reason: string };
+
+export interface DecodeOptions {
+  /** Check BODYCRC against the body. Default true. */
+  checkCrc?: boolean;
+  /** The PHYSICALOFFSET the record must carry. */
+  expectedPhysicalOffset?: number;
+  /** Largest acceptable message record. Default DEFAULT_MAX_RECORD_BYTES. */
+  maxRecordBytes?: number;
+  /**
+   * Every record of this log carries the record CRC: one without it is corrupt (a damaged
+   * `__CRC32#` key must not downgrade the check to the body CRC). Checked when checkCrc is on.
+   */
+  requireRecordCrc?: boolean;
+}
+
+/** Whether a whole record (TOTALSIZE bytes at pos) ends with the record-CRC property. */
+export function hasRecordCrc(buf: Buffer, pos: number, totalSize: number): boolean {
+  const end = pos + totalSize;
+  return (
+    totalSize > RECORD_FIXED_BYTES_V4 + RECORD_CRC_RESERVED_BYTES &&
+    buf[end - 1] === PS_CODE &&
+    buf.compare(RECORD_CRC_HEAD, 0, RECORD_CRC_HEAD.length, end - 20, end - 11) === 0 &&
+    readCrcDigits(buf, end - 11) >= 0
+  );
+}
+
+const END: DecodeResult = { kind: 'end' };
+const corrupt = (reason: string): DecodeResult => ({ kind: 'corrupt', reason });
+
+/** Offset of BODYLEN from the record start, per combination of IPv6 hosts. */
+const BODYLEN_AT = 84;
+
+/**
+ * Decodes the record at `pos`. Never throws: bad bytes come back as 'corrupt' with a reason.
+ * A blank record is reported with its size (only its 8-byte head needs to be in `buf`).
+ */
+export function decodeRecord(buf: Buffer, pos: number, opts?: DecodeOptions): DecodeResult {
+  if (!(Number.isInteger(pos) && pos >= 0)) return corrupt(`invalid position ${pos}`);
+  const avail = buf.length - pos;
+  if (avail < 4) return { kind: 'need-more', needed: 4 };
+  const totalSize = readI32(buf, pos);
+  if (totalSize === 0) return END;
+  if (totalSize < BLANK_RECORD_MIN_BYTES) return corrupt(`TOTALSIZE ${totalSize} is too small`);
+  if (avail < 8) return { kind: 'need-more', needed: 8 };
+  const magic = readI32(buf, pos + 4);
+  if (magic === BLANK_MAGIC) return { kind: 'blank', size: totalSize };
+  const v2 = magic === MAGIC_V2;
+  if (!v2 && magic !== MAGIC_V1) return corrupt(`bad MAGICCODE 0x${(magic >>> 0).toString(16)}`);
+  const maxRecordBytes = opts?.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  if (totalSize > maxRecordBytes) {
+    return corrupt(`TOTALSIZE ${totalSize} exceeds the limit of ${maxRecordBytes} bytes`);
+  }
+  const topicLenBytes = v2 ? 2 : 1;
+  if (totalSize < RECORD_FIXED_BYTES_V4 + topicLenBytes - 1) {
+    return corrupt(`TOTALSIZE ${totalSize} is below the minimum record size`);
+  }
+  if (avail < totalSize) return { kind: 'need-more', needed: totalSize };
+
+  const sysFlag = readI32(buf, pos + 36);
+  const bornV6 = (sysFlag & SysFlag.BORNHOST_V6) !== 0;
+  const storeV6 = (sysFlag & SysFlag.STOREHOST_V6) !== 0;
+  const bornHostLen = bornV6 ? 20 : 8;
+  const storeHostLen = storeV6 ? 20 : 8;
+  const end = pos + totalSize;
+  const bodyLenAt = pos + BODYLEN_AT + (bornHostLen - 8) + (storeHostLen - 8);
+  // Each length is checked against what is left before reading past it.
+  if (bodyLenAt + 4 + topicLenBytes + 2 > end) return corrupt('TOTALSIZE too small for its IPv6 hosts');
+  const bodyLen = readI32(buf, bodyLenAt);
+  const bodyAt = bodyLenAt + 4;
+  if (bodyLen < 0 || bodyAt + bodyLen + topicLenBytes + 2 > end) {
+    return corrupt(`BODYLEN ${bodyLen} does not fit TOTALSIZE ${totalSize}`);
+  }
+  const topicLenAt = bodyAt + bodyLen;
+  const topicLen = v2 ? (buf[topicLenAt]! << 8) | buf[topicLenAt + 1]! : buf[topicLenAt]!;
+  if (topicLen === 0) return corrupt('the topic is empty');
+  const topicAt = topicLenAt + topicLenBytes;
+  if (topicAt + topicLen + 2 > end)
+    return corrupt(`TOPICLEN ${topicLen} does not fit TOTALSIZE ${totalSize}`);
+  const propLenAt = topicAt + topicLen;
+  const propLen = (buf[propLenAt]! << 8) | buf[propLenAt + 1]!;
+  const propAt = propLenAt + 2;
+  if (propLen > MAX_PROPERTIES_BYTES || propAt + propLen !== end) {
+    return corrupt(
+      `lengths (body ${bodyLen}, topic ${topicLen}, properties ${propLen}) do not add up to TOTALSIZE ${totalSize}`,
+    );
+  }
+  for (let i = topicAt; i < propLenAt; i++) {
+    if (buf[i] === 0) return corrupt('the topic holds a NUL byte');
+  }
+  if (propLen > 0 && buf[end - 1] === 0) return corrupt('the properties end in a NUL byte (torn record?)');
+
+  const physicalOffset = readI64(buf, pos + 28);
+  const expected = opts?.expectedPhysicalOffset;
+  if (expected !== undefined && physicalOffset !== expected) {
+    return corrupt(`PHYSICALOFFSET ${physicalOffset} where ${expected} was expected`);
+  }
+  const bodyCrc = readI32(buf, pos + 8);
+  if (opts?.checkCrc !== false) {
+    const withCrc =
+      propLen >= RECORD_CRC_RESERVED_BYTES &&
+      hasRecordCrc(buf, pos, totalSize) &&
+      (propLen === RECORD_CRC_RESERVED_BYTES || buf[end - 21] === PS_CODE);
+    if (!withCrc && opts?.requireRecordCrc) return corrupt('the record CRC property is missing or damaged');
+    if (withCrc) {
+      // Covers every byte before the digits, the body and BODYCRC included.
+      const stored = readCrcDigits(buf, end - 11);
+      const actual = crc32(buf.subarray(pos, end - 11)) >>> 0;
+      if (stored !== actual) return corrupt(`record CRC ${stored} but the record's CRC is ${actual}`);
+    } else {
+      const actual = crc32(buf.subarray(bodyAt, topicLenAt)) & 0x7fffffff;
+      if (actual !== bodyCrc) return corrupt(`BODYCRC ${bodyCrc} but the body's CRC is ${actual}`);
+    }
+  }
+
+  const storeTsAt = pos + 48 + bornHostLen;
+  const reconsumeAt = storeTsAt + 8 + storeHostLen;
+  const record: DecodedRecord = {
+    totalSize,
+    magic,
+    bodyCrc,
+    queueId: readI32(buf, pos + 12),
+    flag: readI32(buf, pos + 16),
+    queueOffset: readI64(buf, pos + 20),
+    physicalOffset,
+    sysFlag,
+    bornTimestamp: readI64(buf, pos + 40),
+    bornHost: decodeHost(buf, pos + 48, bornV6),
+    storeTimestamp: readI64(buf, storeTsAt),
+    storeHost: decodeHost(buf, storeTsAt + 8, storeV6),
+    reconsumeTimes: readI32(buf, reconsumeAt),
+    preparedTransactionOffset: readI64(buf, reconsumeAt + 4),
+    body: buf.subarray(bodyAt, topicLenAt),
+    topic: buf.toString('utf8', topicAt, propLenAt),
+    properties: propLen === 0 ? '' : buf.toString('utf8', propAt, end),
+    raw: buf.subarray(pos, end),
+  };
+  return { kind: 'record', record };
+}
+
+/**
+ * Decodes a buffer that holds whole message records and nothing else (a pull body). Throws
+ * CORRUPT_RECORD on anything else: a bad or truncated record, zeros, or a blank record.
+ */
+export function decodeRecords(
+  buf: Buffer,
+  opts?: Omit<DecodeOptions, 'expectedPhysicalOffset'>,
+): DecodedRecord[] {
+  const out: DecodedRecord[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const r = decodeRecord(buf, pos, opts);
+    if (r.kind !== 'record') throw new TsmqError('CORRUPT_RECORD', `at byte ${pos}: ${describe(r)}`);
+    out.push(r.record);
+    pos += r.record.totalSize;
+  }
+  return out;
+}
+
+function describe(r: DecodeResult): string {
+  switch (r.kind) {
+    case 'corrupt':
+      return r.reason;
+    case 'need-more':
+      return `truncated record (${r.needed} bytes needed)`;
+    case 'end':
+      return 'zero TOTALSIZE';
+    case 'blank':
+      return `unexpected blank record of ${r.size} bytes`;
+    case 'record':
+      return 'record';
+  }
+}
+
+export type StreamItem = DecodedRecord | BlankRecord;
+
+/**
+ * Decodes records from a stream of arbitrary chunks, keeping a partial record between pushes.
+ * A blank record is reported and the rest of its length skipped, as in a segment. Zeros where a
+ * record should start, or a bad record, throw CORRUPT_RECORD (and the decoder stays failed).
+ *
+ * Records are views into the chunk they arrived in, or into a private buffer when they spanned
+ * chunks: do not reuse a chunk's memory while its records are in use.
+ */
+export class RecordStreamDecoder {
+  private pending: Buffer | null = null;
+  private pendingLen = 0;
+  private needed = 0;
+  private skip = 0;
+  private failure: TsmqError | null = null;
+  private consumed = 0;
+  private readonly opts: DecodeOptions;
+
+  constructor(opts: Omit<DecodeOptions, 'expectedPhysicalOffset'> = {}) {
+    this.opts = { ...opts };
+  }
+
+  /** Bytes held back as the start of an incomplete record. */
+  get pendingBytes(): number {
+    return this.pendingLen;
+  }
+
+  push(chunk: Buffer): StreamItem[] {
+    if (this.failure) throw this.failure;
+    const out: StreamItem[] = [];
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, len - pos);
+        this.skip -= n;
+        pos += n;
+        this.consumed += n;
+        continue;
+      }
+      if (this.pending !== null) {
+        // Complete the held-back record with just the bytes the decoder asked for.
+        const n = Math.min(this.needed - this.pendingLen, len - pos);
+        chunk.copy(this.pending, this.pendingLen, pos, pos + n);
+        this.pendingLen += n;
+        pos += n;
+        if (this.pendingLen < this.needed) break;
+        const r = decodeRecord(this.pending.subarray(0, this.pendingLen), 0, this.opts);
+        if (r.kind === 'need-more') {
+          this.hold(this.pending, 0, this.pendingLen, r.needed);
+          continue;
+        }
+        const held = this.pendingLen;
+        this.pending = null;
+        this.pendingLen = 0;
+        this.take(r, held, out);
+        continue;
+      }
+      const r = decodeRecord(chunk, pos, this.opts);
+      if (r.kind === 'need-more') {
+        this.hold(chunk, pos, len, r.needed);
+        break;
+      }
+      pos += this.take(r, len - pos, out);
+    }
+    return out;
+  }
+
+  /** Call at the end of the stream: throws CORRUPT_RECORD if a record was left incomplete. */
+  finish(): void {
+    if (this.failure) throw this.failure;
+    if (this.pendingLen > 0 || this.skip > 0) {
+      this.fail(`stream ends inside a record at byte ${this.consumed}`);
+    }
+  }
+
+  /** Keeps bytes [from, to) of `src` as the start of a record of at least `needed` bytes. */
+  private hold(src: Buffer, from: number, to: number, needed: number): void {
+    const next = Buffer.allocUnsafe(needed);
+    src.copy(next, 0, from, to);
+    this.pending = next;
+    this.pendingLen = to - from;
+    this.needed = needed;
+  }
+
+  /** Handles a complete decode result; returns how many of the `available` bytes it used. */
+  private take(r: DecodeResult, available: number, out: StreamItem[]): number {
+    if (r.kind === 'record') {
+      out.push(r.record);
+      this.consumed += r.record.totalSize;
+      return r.record.totalSize;
+    }
+    if (r.kind === 'blank') {
+      out.push({ kind: 'blank', size: r.size });
+      const used = Math.min(r.size, available);
+      this.consumed += used;
+      this.skip = r.size - used;
+      return used;
+    }
+    return this.fail(`at byte ${this.consumed}: ${describe(r)}`);
+  }
+
+  private fail(message: string): never {
+    this.failure = new TsmqError('CORRUPT_RECORD', message);
+    throw this.failure;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Crash recovery of the commit log: find where the valid log ends.
+ *
+ * Truth table (abort marker present = the last run did not shut down cleanly):
+ *
+ *   abort  checkpoint        scan from                     end of log
+ *   -----  ----------------  ----------------------------  -----------------------------------
+ *   no     valid, CLEAN      nothing to scan               checkpoint.flushedOffset
+ *   no     missing/not CLEAN min offset of the log         first invalid record (or zeros)
+ *   yes    valid             checkpoint.flushedOffset      first invalid record (or zeros)
+ *   yes    missing or torn   min offset of the log         first invalid record (or zeros)
+ *
+ * "Invalid" is any record whose size, magic, physical-offset field, lengths or body CRC do not
+ * check out, or a blank record that does not end its segment exactly. Everything from there on is
+ * cut away (see CommitLog.truncateTo), and the consume queues and index are repaired to match by
+ * the caller. Bytes below checkpoint.flushedOffset were fdatasync'ed before the checkpoint was
+ * written, so they are not re-validated.
+ */
+import { TsmqError } from '../common/errors.js';
+import type { CheckpointState } from './checkpoint.js';
+import type { CommitLog } from './commit-log.js';
+import { decodeRecord, hasRecordCrc } from './record.js';
+
+export interface ScanResult {
+  /** Offset just past the last valid record (or blank). */
+  end: number;
+  /** Records validated by the scan. */
+  records: number;
+  /** Why the scan stopped, for the log line. */
+  stoppedBecause: string;
+}
+
+const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Validates records from `from` forward and returns where the valid log ends. */
+export async function scanCommitLog(
+  log: CommitLog,
+  from: number,
+  maxRecordBytes: number,
+  requireRecordCrc: boolean,
+): Promise<ScanResult> {
+  let off = from;
+  let records = 0;
+  for (;;) {
+    const seg = log.segmentFor(off);
+    if (!seg) return { end: off, records, stoppedBecause: 'end of the last segment' };
+    const segEnd = seg.base + seg.capacity;
+    let buf = await log.readFromDisk(off, Math.min(SCAN_CHUNK_BYTES, segEnd - off));
+    let pos = 0;
+    let nextSegment = false;
+    while (pos < buf.length) {
+      const r = decodeRecord(buf, pos, {
+        checkCrc: true,
+        expectedPhysicalOffset: off,
+        maxRecordBytes,
+        requireRecordCrc,
+      });
+      if (r.kind === 'record') {
+        pos += r.record.totalSize;
+        off += r.record.totalSize;
+        records++;
+      } else if (r.kind === 'blank') {
+        if (off + r.size !== segEnd) {
+          return { end: off, records, stoppedBecause: `blank record at ${off} does not end its segment` };
+        }
+        off = segEnd;
+        nextSegment = true;
+        break;
+      } else if (r.kind === 'end') {
+        return { end: off, records, stoppedBecause: 'zeros after the last record' };
+      } else if (r.kind === 'need-more') {
+        if (off + r.needed > segEnd) {
+          return { end: off, records, stoppedBecause: `record at ${off} runs past its segment` };
+        }
+        if (pos === 0) {
+          buf = await log.readFromDisk(off, r.needed);
+          if (buf.length < r.needed)
+            return { end: off, records, stoppedBecause: `record at ${off} is cut short` };
+          continue;
+        }
+        break; // re-read from this record's start
+      } else {
+        return { end: off, records, stoppedBecause: `invalid record at ${off}: ${r.reason}` };
+      }
+    }
+    if (!nextSegment && off >= segEnd) nextSegment = true;
+    if (nextSegment && !log.segmentFor(off)) {
+      return { end: off, records, stoppedBecause: 'end of the last segment' };
+    }
+  }
+}
+
+/**
+ * Whether this log's records carry the record CRC: all of them do or none do, so the first
+ * record tells. An empty log takes the configured choice.
+ */
+export async function detectRecordCrc(log: CommitLog, configured: boolean): Promise<boolean> {
+  const first = log.segmentFor(log.minOffset());
+  if (!first) return configured;
+  let buf = await log.readFromDisk(first.base, 4096);
+  let r = decodeRecord(buf, 0, { checkCrc: false });
+  if (r.kind === 'need-more' && r.needed <= first.capacity) {
+    buf = await log.readFromDisk(first.base, r.needed);
+    r = decodeRecord(buf, 0, { checkCrc: false });
+  }
+  if (r.kind !== 'record') return configured;
+  return hasRecordCrc(buf, 0, r.record.totalSize);
+}
+
+export interface RecoveryDecision {
+  crashed: boolean;
+  scanFrom: number | undefined;
+  trustedEnd: number | undefined;
+}
+
+/** The truth table above, as code. */
+export function decideRecovery(
+  abortMarker: boolean,
+  cp: CheckpointState | undefined,
+  log: CommitLog,
+): RecoveryDecision {
+  const min = log.minOffset();
+  const segs = log.segmentList();
+  const last = segs.at(-1);
+  const maxEnd = last ? last.base + last.capacity : min;
+  if (cp && (cp.flushedOffset < min || cp.flushedOffset > maxEnd) && segs.length > 0) {
+    throw new TsmqError(
+      'STORE_LAYOUT_INVALID',
+      `checkpoint says the log was flushed to ${cp.flushedOffset} but the segments hold [${min}, ${maxEnd}): commit-log files are missing`,
+    );
+  }
+  if (!abortMarker && cp?.clean) return { crashed: false, scanFrom: undefined, trustedEnd: cp.flushedOffset };
+  if (abortMarker && cp)
+    return { crashed: true, scanFrom: Math.max(cp.flushedOffset, min), trustedEnd: undefined };
+  return { crashed: abortMarker, scanFrom: min, trustedEnd: undefined };
+}
