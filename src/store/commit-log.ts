@@ -69,8 +69,10 @@ interface Waiter {
   end: number;
   /** Needs the bytes to be flushed, not only written, before resolving. */
   durable: boolean;
-  resolve: () => void;
+  resolve: (value: unknown) => void;
   reject: (e: unknown) => void;
+  /** What `resolve` is called with. */
+  value: unknown;
 }
 
 interface Batch {
@@ -81,13 +83,6 @@ interface Batch {
   begin: number;
   end: number;
   waiters: Waiter[];
-}
-
-export interface AppendResult {
-  physicalOffset: number;
-  size: number;
-  /** Resolves when the record is written (ASYNC, or `durable` false) or flushed (SYNC). */
-  done: Promise<void>;
 }
 
 const ARENA_BYTES = 4 * 1024 * 1024;
@@ -207,8 +202,10 @@ export class CommitLog {
   }
 
   /**
-   * Reserves the next offset for `rec` and encodes it. Synchronous: no other append can interleave.
-   * `encode` fills in position-dependent fields; the caller assigns queue offsets in the same turn.
+   * Reserves the next offset for `rec`, encodes it and returns its physical offset. Synchronous:
+   * no other append can interleave, and the caller assigns queue offsets in the same turn.
+   * `resolve(value)` is called once the record is written (ASYNC flush, or `durable` false) or
+   * flushed (SYNC flush); `reject` if the write or flush fails.
    */
   append(
     rec: PreparedRecord,
@@ -216,7 +213,10 @@ export class CommitLog {
     storeTimestamp: number,
     storeHost: Buffer,
     durable: boolean,
-  ): AppendResult {
+    resolve: (value: unknown) => void,
+    reject: (e: unknown) => void,
+    value: unknown,
+  ): number {
     this.checkWritable();
     const size = rec.size;
     let seg = this.segments.at(-1);
@@ -239,16 +239,15 @@ export class CommitLog {
     batch.end += size;
     this.arenaPos += size;
     this.appended += size;
-    const done = new Promise<void>((resolve, reject) => {
-      batch.waiters.push({
-        end: this.appended,
-        durable: durable && this.opts.flushMode === 'SYNC',
-        resolve,
-        reject,
-      });
+    batch.waiters.push({
+      end: this.appended,
+      durable: durable && this.opts.flushMode === 'SYNC',
+      resolve,
+      reject,
+      value,
     });
     this.scheduleWrite();
-    return { physicalOffset, size, done };
+    return physicalOffset;
   }
 
   /** The open batch for `seg` with room for `size` more bytes, sealing the current one if needed. */
@@ -352,7 +351,7 @@ export class CommitLog {
             this.flushWaiters.push(w);
             needFlush = true;
           } else {
-            w.resolve();
+            w.resolve(w.value);
           }
         }
         this.onWritten(this.written);
@@ -389,7 +388,7 @@ export class CommitLog {
         let n = 0;
         while (n < this.flushWaiters.length && this.flushWaiters[n]!.end <= target) n++;
         const done = this.flushWaiters.splice(0, n);
-        for (const w of done) w.resolve();
+        for (const w of done) w.resolve(w.value);
         this.onFlushed(this.flushed);
       }
     } finally {
@@ -415,10 +414,17 @@ export class CommitLog {
 
   /** Waits until everything appended so far is written and flushed. */
   async flushAll(): Promise<void> {
+    if (this.failure) throw this.failure;
     if (this.appended === this.flushed) return;
     const target = this.appended;
     await new Promise<void>((resolve, reject) => {
-      this.flushWaiters.push({ end: target, durable: true, resolve, reject });
+      this.flushWaiters.push({
+        end: target,
+        durable: true,
+        resolve: () => resolve(),
+        reject,
+        value: undefined,
+      });
       // The waiter sits in flushWaiters directly; make sure writes and a flush happen.
       this.scheduleWrite();
       if (this.written >= target) this.kickFlush();
@@ -456,6 +462,29 @@ export class CommitLog {
     if (end <= offset) return Buffer.alloc(0);
     const fromCache = this.readCached(offset, end);
     if (fromCache) return fromCache;
+    return this.readFromDisk(offset, end - offset);
+  }
+
+  /**
+   * Like `read`, for sequential readers (the dispatcher): when the start is in the tail cache it
+   * returns a zero-copy view that ends with its cache chunk, so possibly fewer bytes than asked.
+   * Chunks hold whole records, so a view never cuts one.
+   */
+  async readSequential(offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(offset + length, this.written);
+    if (end <= offset) return Buffer.alloc(0);
+    const c = this.cache;
+    if (c.length > 0 && offset >= c[0]!.start) {
+      for (let i = c.length - 1; i >= 0; i--) {
+        const e = c[i]!;
+        if (offset >= e.start) {
+          if (offset < e.start + e.buf.length) {
+            return e.buf.subarray(offset - e.start, Math.min(end, e.start + e.buf.length) - e.start);
+          }
+          break;
+        }
+      }
+    }
     return this.readFromDisk(offset, end - offset);
   }
 

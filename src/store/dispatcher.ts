@@ -95,12 +95,23 @@ export class Dispatcher {
       while (!this.stopped && (await this.step())) {
         // keep going while there is more
       }
+      this.lastError = undefined;
+    } catch (e) {
+      // A read failed (an I/O error, or a segment deleted under us): try again shortly.
+      this.lastError = e;
+      this.running = false;
+      if (!this.stopped) setTimeout(() => this.wake(), 100).unref();
+      this.releaseIdle();
+      return;
     } finally {
       this.running = false;
     }
     if (!this.stopped && this.offset < this.limit() && !this.blocked) this.wake();
     else if (this.offset >= this.limit() || this.blocked) this.releaseIdle();
   }
+
+  /** The last read error of the dispatch loop, cleared by the next successful round. */
+  lastError: unknown;
 
   /** Resolves when everything below the current limit is dispatched. */
   async drain(): Promise<void> {
@@ -135,7 +146,7 @@ export class Dispatcher {
     const seg = this.log.segmentFor(this.offset);
     if (!seg) return false;
     const want = Math.min(limit, seg.base + seg.capacity) - this.offset;
-    let buf = await this.log.read(this.offset, Math.min(want, this.opts.readChunkBytes));
+    let buf = await this.log.readSequential(this.offset, Math.min(want, this.opts.readChunkBytes));
     let pos = 0;
     while (pos < buf.length) {
       const r = decodeRecord(buf, pos, { checkCrc: false, expectedPhysicalOffset: this.offset });

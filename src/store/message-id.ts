@@ -22,8 +22,15 @@ let lastAddress = '';
 let lastPort = -1;
 let lastHostHex = '';
 
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).toUpperCase().padStart(2, '0'));
+
 function hex8(n: number): string {
-  return n.toString(16).toUpperCase().padStart(8, '0');
+  return (
+    HEX_BYTE[(n >>> 24) & 0xff]! +
+    HEX_BYTE[(n >>> 16) & 0xff]! +
+    HEX_BYTE[(n >>> 8) & 0xff]! +
+    HEX_BYTE[n & 0xff]!
+  );
 }
 
 export function createOffsetMsgId(storeHost: HostAddress, physicalOffset: number): string {

@@ -387,24 +387,37 @@ export class MessageStore {
   }
 
   private appendPrepared(p: ReturnType<typeof prepareRecord>): Promise<PutResult> {
-    const msg = p.msg;
-    const tranType = transactionType(p.sysFlag);
-    // Prepared and rolled-back halves never enter a consume queue, so they take no queue offset.
-    const counted = tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE;
-    const key = counted ? queueKey(msg.topic, msg.queueId) : '';
-    const queueOffset = counted ? (this.queueOffsets.get(key) ?? 0) : 0;
-    const storeTimestamp = this.opts.clock.now();
-    const wait = msg.properties ? getProperty(msg.properties, MessageProperty.WAIT) !== 'false' : true;
-    const r = this.commitLog.append(p, queueOffset, storeTimestamp, this.storeHostBytes, wait);
-    if (counted) this.queueOffsets.set(key, queueOffset + 1);
-    const result: PutResult = {
-      physicalOffset: r.physicalOffset,
-      queueOffset,
-      size: r.size,
-      storeTimestamp,
-      offsetMsgId: createOffsetMsgId(this.opts.storeHost, r.physicalOffset),
-    };
-    return r.done.then(() => result);
+    return new Promise<PutResult>((resolve, reject) => {
+      const msg = p.msg;
+      const tranType = transactionType(p.sysFlag);
+      // Prepared and rolled-back halves never enter a consume queue, so they take no queue offset.
+      const counted =
+        tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE;
+      const key = counted ? queueKey(msg.topic, msg.queueId) : '';
+      const queueOffset = counted ? (this.queueOffsets.get(key) ?? 0) : 0;
+      const storeTimestamp = this.opts.clock.now();
+      const wait = msg.properties ? getProperty(msg.properties, MessageProperty.WAIT) !== 'false' : true;
+      const result: PutResult = {
+        physicalOffset: 0,
+        queueOffset,
+        size: p.size,
+        storeTimestamp,
+        offsetMsgId: '',
+      };
+      const phys = this.commitLog.append(
+        p,
+        queueOffset,
+        storeTimestamp,
+        this.storeHostBytes,
+        wait,
+        resolve as (v: unknown) => void,
+        reject,
+        result,
+      );
+      if (counted) this.queueOffsets.set(key, queueOffset + 1);
+      result.physicalOffset = phys;
+      result.offsetMsgId = createOffsetMsgId(this.opts.storeHost, phys);
+    });
   }
 
   // ---------------------------------------------------------------- read path
@@ -691,13 +704,15 @@ export class MessageStore {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.cleanTimer) clearInterval(this.cleanTimer);
     await this.checkpointRunning;
-    await this.commitLog.close();
+    // Everything appended is flushed and dispatched before the files close.
+    await this.commitLog.flushAll().catch(() => undefined);
     const failed = this.commitLog.failed();
-    if (!failed) await this.dispatcher.drain();
+    if (!failed) await this.dispatcher.drain().catch(() => undefined);
     this.dispatcher.stop();
     if (!failed && !this.dispatcher.blockedReason()) {
       await this.writeCheckpoint(this.dispatcher.dispatchedOffset() === this.commitLog.flushedOffset());
     }
+    await this.commitLog.close();
     await this.consumeQueues.close();
     await this.index.close();
     await this.checkpoint.close();
