@@ -156,6 +156,11 @@ export interface RecoveryReport {
   durationMs: number;
 }
 
+/** Largest single commit-log read serving one getMessages call. */
+const READ_SPAN_MAX = 1024 * 1024;
+/** A read may span this many times the bytes of the records it serves (plus 64 KiB). */
+const READ_SPAN_SLACK = 8;
+
 const queueKey = (topic: string, queueId: number) => `${topic}\u0000${queueId}`;
 
 export class MessageStore {
@@ -502,17 +507,28 @@ export class MessageStore {
     const records: Buffer[] = [];
     const queueOffsets: number[] = [];
     let total = 0;
-    // Read contiguous runs of records with one read each.
+    // One read per run of nearby records: a queue's messages are interleaved with other queues'
+    // in the log, and one larger read beats many small ones while the span stays within
+    // READ_SPAN_SLACK times the bytes actually wanted (and READ_SPAN_MAX bytes).
     let i = 0;
     outer: while (i < picked.length) {
       let j = i + 1;
-      while (j < picked.length && picked[j]!.phys === picked[j - 1]!.phys + picked[j - 1]!.size) j++;
+      let wanted = picked[i]!.size;
+      while (j < picked.length) {
+        const next = picked[j]!;
+        const span = next.phys + next.size - picked[i]!.phys;
+        if (next.phys < picked[j - 1]!.phys + picked[j - 1]!.size) break;
+        if (span > READ_SPAN_MAX || span > READ_SPAN_SLACK * (wanted + next.size) + 64 * 1024) break;
+        if (this.commitLog.segmentFor(next.phys) !== this.commitLog.segmentFor(picked[i]!.phys)) break;
+        wanted += next.size;
+        j++;
+      }
       const start = picked[i]!.phys;
       const len = picked[j - 1]!.phys + picked[j - 1]!.size - start;
       const buf = await this.commitLog.read(start, len);
-      let pos = 0;
       for (let k = i; k < j; k++) {
         const p = picked[k]!;
+        const pos = p.phys - start;
         const r = decodeRecord(buf, pos, {
           checkCrc: this.opts.checkCrcOnRead,
           expectedPhysicalOffset: p.phys,
@@ -533,7 +549,6 @@ export class MessageStore {
         records.push(r.record.raw);
         queueOffsets.push(p.q);
         total += p.size;
-        pos += p.size;
       }
       i = j;
     }

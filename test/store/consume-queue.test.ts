@@ -499,15 +499,14 @@ describe('ConsumeQueue', () => {
       for (let step = 0; step < 1000; step++) {
         faults = true;
         const op = rand(100);
-        if (process.env.TSMQ_TRACE)
-          console.error(
-            step,
-            op,
-            min,
-            units.length,
-            (cq as unknown as Record<string, unknown>).flushedOff,
-            (cq as unknown as Record<string, unknown>).memStart,
-          );
+        console.error(
+          step,
+          op,
+          min,
+          units.length,
+          (cq as unknown as Record<string, unknown>).flushedOff,
+          (cq as unknown as Record<string, unknown>).memStart,
+        );
         if (op < 50) {
           if (rand(12) === 0) {
             const gap = 1 + rand(15);
