@@ -355,7 +355,9 @@ export class CommitLog {
           }
         }
         this.onWritten(this.written);
-        if (needFlush || this.flushWaiters.length > 0) this.kickFlush();
+        // Under SYNC flush every write is followed by a flush, also for appends that do not wait
+        // for it (WAIT=false): consumers only see flushed bytes.
+        if (needFlush || this.flushWaiters.length > 0 || this.opts.flushMode === 'SYNC') this.kickFlush();
       }
     } finally {
       this.writing = false;

@@ -32,7 +32,10 @@ test('checkpoint slot codec round-trips and rejects any damaged byte', () => {
   const future = Buffer.from(slot);
   future.writeUInt16BE(99, 4);
   future.writeUInt32BE(zlibCrc(future.subarray(0, 60)) >>> 0, 60);
-  assert.throws(() => decodeCheckpointSlot(future), (e) => isTsmqError(e, 'STORE_VERSION_UNSUPPORTED'));
+  assert.throws(
+    () => decodeCheckpointSlot(future),
+    (e) => isTsmqError(e, 'STORE_VERSION_UNSUPPORTED'),
+  );
 });
 
 test('checkpoint writes alternate slots; a torn newest slot falls back to the previous state', async () => {

@@ -13,7 +13,7 @@ import {
   segmentFileName,
   unitAt,
 } from '../../src/store/index.js';
-import { FaultyIo, tempDir } from '../../test-support/store-fixtures.js';
+import { FaultyIo, tempDir, waitUntil } from '../../test-support/store-fixtures.js';
 
 const dirs: Array<() => void> = [];
 after(() => {
@@ -533,6 +533,27 @@ test('disk above the forcible ratio deletes oldest segments even when not expire
     assert.ok(round.deletedSegments > 0);
     assert.ok(store.commitLog.segmentList().length >= 1);
     assert.ok(store.minOffsetInQueue('R', 0) > 0);
+  } finally {
+    await store.close();
+  }
+});
+
+test('SYNC flush: a message sent with WAIT=false resolves once written and still becomes visible', async () => {
+  const store = await MessageStore.open({ rootDir: newDir(), ...small, flushMode: 'SYNC' });
+  try {
+    const r = await store.put({
+      topic: 'NoWait',
+      queueId: 0,
+      body: Buffer.from('x'),
+      properties: 'WAIT\u0001false\u0002',
+    });
+    // Nothing else forces a flush here: the store must flush (and dispatch) on its own.
+    await waitUntil(
+      async () => (await store.getMessages('NoWait', 0, r.queueOffset, { maxCount: 1 })).status === 'FOUND',
+      5000,
+      'the message to become visible',
+    );
+    assert.ok(store.positions().flushedOffset >= r.physicalOffset + r.size);
   } finally {
     await store.close();
   }
