@@ -23,7 +23,10 @@ export class ConsumeQueueStore {
     private readonly io: FileIo,
     private readonly rootDir: string,
     private readonly opts: ConsumeQueueOptions,
-  ) {}
+  ) {
+    assert(Number.isSafeInteger(opts.unitsPerFile) && opts.unitsPerFile > 0, 'unitsPerFile > 0');
+    assert(Number.isSafeInteger(opts.tailCacheUnits) && opts.tailCacheUnits >= 0, 'tailCacheUnits >= 0');
+  }
 
   /** Loads every topic/queue directory found under `<root>/consumequeue`. */
   static async open(io: FileIo, rootDir: string, opts: ConsumeQueueOptions): Promise<ConsumeQueueStore> {

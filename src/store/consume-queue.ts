@@ -73,6 +73,8 @@ const TWO_32 = 0x1_0000_0000;
 const MIN_MEM_UNITS = 64;
 /** Units per read while scanning files at open (80 KiB). */
 const SCAN_CHUNK_UNITS = 4096;
+/** Descriptors of non-tail files a queue keeps open for catch-up reads. */
+const READ_FDS_PER_QUEUE = 4;
 const FILE_NAME = /^\d{20}$/;
 const EMPTY = Buffer.alloc(0);
 
@@ -211,8 +213,11 @@ export class ConsumeQueue {
   private closed = false;
   private readonly lock = new RwLock();
   private flushTail: Promise<void> = Promise.resolve();
-  /** The last non-tail file read from; its descriptor is kept open for the next catch-up read. */
-  private recentRead: CqFile | undefined;
+  /**
+   * Non-tail files read from lately, least recent first; their descriptors stay open for the next
+   * catch-up read (consumer groups lagging at different places each keep theirs).
+   */
+  private recentReads: CqFile[] = [];
 
   private constructor(
     io: FileIo,
@@ -504,7 +509,7 @@ export class ConsumeQueue {
     }
   }
 
-  /** Keeps at most two descriptors per queue open: the last file's and the most recently read one's. */
+  /** Keeps at most 1 + READ_FDS_PER_QUEUE descriptors per queue open: the last file's and the recently read ones. */
   private async release(file: CqFile): Promise<void> {
     file.users--;
     await this.closeIfIdle(file);
@@ -513,14 +518,27 @@ export class ConsumeQueue {
   private async closeIfIdle(file: CqFile): Promise<void> {
     if (file.users > 0 || file.fd === undefined) return;
     if (file.index === this.lastIndex && this.files.get(file.index) === file && !this.closed) return;
-    if (file === this.recentRead) return;
+    if (this.recentReads.includes(file)) return;
     const fd = file.fd;
     file.fd = undefined;
     await this.io.close(fd);
   }
 
+  private async noteRecentRead(file: CqFile): Promise<void> {
+    const reads = this.recentReads;
+    if (reads[reads.length - 1] === file) return;
+    this.forgetRecentRead(file);
+    reads.push(file);
+    if (reads.length > READ_FDS_PER_QUEUE) await this.closeIfIdle(reads.shift()!);
+  }
+
+  private forgetRecentRead(file: CqFile): void {
+    const i = this.recentReads.indexOf(file);
+    if (i >= 0) this.recentReads.splice(i, 1);
+  }
+
   private async closeAllFds(): Promise<void> {
-    this.recentRead = undefined;
+    this.recentReads = [];
     for (const f of this.files.values()) {
       assert(f.users === 0, 'no file users under the exclusive lock');
       if (f.fd !== undefined) {
@@ -534,7 +552,7 @@ export class ConsumeQueue {
   /** Removes a file from disk and from the map (exclusive lock held). */
   private async deleteFile(file: CqFile): Promise<void> {
     assert(file.users === 0, 'no file users under the exclusive lock');
-    if (this.recentRead === file) this.recentRead = undefined;
+    this.forgetRecentRead(file);
     if (file.fd !== undefined) {
       const fd = file.fd;
       file.fd = undefined;
@@ -618,11 +636,7 @@ export class ConsumeQueue {
         try {
           got = await readFully(this.io, fd, out, pos, readBytes, (o - fileStart) * CQ_UNIT_BYTES);
         } finally {
-          if (index !== this.lastIndex && this.recentRead !== file) {
-            const previous = this.recentRead;
-            this.recentRead = file;
-            if (previous !== undefined) await this.closeIfIdle(previous);
-          }
+          if (index !== this.lastIndex) await this.noteRecentRead(file);
           await this.release(file);
         }
       }
@@ -909,7 +923,7 @@ export class ConsumeQueue {
           await this.io.close(fd);
         }
       }
-      this.recentRead = undefined;
+      this.recentReads = [];
     }
   }
 

@@ -165,7 +165,8 @@ export class Dispatcher {
         if (buf.length < r.needed) break;
       } else {
         // Zeros ('end') below the limit are as wrong as a bad record: written data is never zero.
-        const reason = r.kind === 'end' ? 'zero bytes where a record should be' : r.reason;
+        const reason =
+          r.kind === 'end' ? 'zero bytes where a record should be' : r.kind === 'corrupt' ? r.reason : r.kind;
         this.blocked = `corrupt record at commit-log offset ${this.offset}: ${reason}`;
         return false;
       }

@@ -825,6 +825,8 @@ export type DecodeResult =
   | BlankRecord
   /** TOTALSIZE is 0: a zero-filled region, no more data. */
   | { kind: 'end' }
+  /** With `validateOnly`: the record at pos is whole and valid; nothing was decoded. */
+  | { kind: 'valid'; size: number }
   /** The buffer ends before the record does; `needed` is the total bytes required from pos. */
   | { kind: 'need-more'; needed: number }
   | { kind: 'corrupt'; reason: string };
@@ -841,6 +843,8 @@ export interface DecodeOptions {
    * `__CRC32#` key must not downgrade the check to the body CRC). Checked when checkCrc is on.
    */
   requireRecordCrc?: boolean;
+  /** Validate only (recovery's scan): answer 'valid' instead of building the record. */
+  validateOnly?: boolean;
 }
 
 /** Whether a whole record (TOTALSIZE bytes at pos) ends with the record-CRC property. */
@@ -941,6 +945,7 @@ export function decodeRecord(buf: Buffer, pos: number, opts?: DecodeOptions): De
     if (actual !== bodyCrc) return corrupt(`BODYCRC ${bodyCrc} but the body's CRC is ${actual}`);
   }
 
+  if (opts?.validateOnly) return { kind: 'valid', size: totalSize };
   const storeTsAt = pos + 48 + bornHostLen;
   const reconsumeAt = storeTsAt + 8 + storeHostLen;
   const record: DecodedRecord = {
@@ -996,6 +1001,7 @@ function describe(r: DecodeResult): string {
     case 'blank':
       return `unexpected blank record of ${r.size} bytes`;
     case 'record':
+    case 'valid':
       return 'record';
   }
 }

@@ -41,11 +41,34 @@ export async function scanCommitLog(
 ): Promise<ScanResult> {
   let off = from;
   let records = 0;
+  // The next chunk is read while this one is validated; a record cut by the chunk boundary is
+  // carried over and joined with the next chunk.
+  let prefetch: { at: number; data: Promise<Buffer> } | undefined;
+  let carry: Buffer | undefined;
   for (;;) {
     const seg = log.segmentFor(off);
     if (!seg) return { end: off, records, stoppedBecause: 'end of the last segment' };
     const segEnd = seg.base + seg.capacity;
-    let buf = await log.readFromDisk(off, Math.min(SCAN_CHUNK_BYTES, segEnd - off));
+    const readAt = off + (carry?.length ?? 0);
+    let chunk: Buffer;
+    if (prefetch && prefetch.at === readAt) chunk = await prefetch.data;
+    else
+      chunk =
+        readAt < segEnd
+          ? await log.readFromDisk(readAt, Math.min(SCAN_CHUNK_BYTES, segEnd - readAt))
+          : Buffer.alloc(0);
+    prefetch = undefined;
+    if (chunk.length === 0 && readAt < segEnd) {
+      return { end: off, records, stoppedBecause: `segment file ends early at ${readAt}` };
+    }
+    let buf = carry ? Buffer.concat([carry, chunk]) : chunk;
+    carry = undefined;
+    const bufEnd = off + buf.length;
+    if (bufEnd < segEnd) {
+      const data = log.readFromDisk(bufEnd, Math.min(SCAN_CHUNK_BYTES, segEnd - bufEnd));
+      data.catch(() => undefined);
+      prefetch = { at: bufEnd, data };
+    }
     let pos = 0;
     let nextSegment = false;
     while (pos < buf.length) {
@@ -54,10 +77,11 @@ export async function scanCommitLog(
         expectedPhysicalOffset: off,
         maxRecordBytes,
         requireRecordCrc,
+        validateOnly: true,
       });
-      if (r.kind === 'record') {
-        pos += r.record.totalSize;
-        off += r.record.totalSize;
+      if (r.kind === 'valid') {
+        pos += r.size;
+        off += r.size;
         records++;
       } else if (r.kind === 'blank') {
         if (off + r.size !== segEnd) {
@@ -72,20 +96,29 @@ export async function scanCommitLog(
         if (off + r.needed > segEnd) {
           return { end: off, records, stoppedBecause: `record at ${off} runs past its segment` };
         }
-        if (pos === 0) {
+        if (pos === 0 && bufEnd >= segEnd) {
+          return { end: off, records, stoppedBecause: `record at ${off} is cut short` };
+        }
+        if (pos === 0 && r.needed > SCAN_CHUNK_BYTES) {
+          // A record larger than a chunk: read exactly it.
           buf = await log.readFromDisk(off, r.needed);
           if (buf.length < r.needed)
             return { end: off, records, stoppedBecause: `record at ${off} is cut short` };
+          prefetch = undefined;
           continue;
         }
-        break; // re-read from this record's start
+        carry = buf.subarray(pos);
+        break;
       } else {
-        return { end: off, records, stoppedBecause: `invalid record at ${off}: ${r.reason}` };
+        const why = r.kind === 'corrupt' ? r.reason : `unexpected ${r.kind}`;
+        return { end: off, records, stoppedBecause: `invalid record at ${off}: ${why}` };
       }
     }
-    if (!nextSegment && off >= segEnd) nextSegment = true;
-    if (nextSegment && !log.segmentFor(off)) {
-      return { end: off, records, stoppedBecause: 'end of the last segment' };
+    if (!nextSegment && !carry && off >= segEnd) nextSegment = true;
+    if (nextSegment) {
+      carry = undefined;
+      prefetch = undefined;
+      if (!log.segmentFor(off)) return { end: off, records, stoppedBecause: 'end of the last segment' };
     }
   }
 }

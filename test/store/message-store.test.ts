@@ -558,3 +558,31 @@ test('SYNC flush: a message sent with WAIT=false resolves once written and still
     await store.close();
   }
 });
+
+test('crash recovery validates a dirty log larger than its read chunks, records straddling them', async () => {
+  const dir = newDir();
+  const opts = { ...small, segmentBytes: 16 * 1024 * 1024, checkpointIntervalMs: 3_600_000 };
+  let store = await MessageStore.open({ rootDir: dir, ...opts });
+  const sizes: number[] = [];
+  let total = 0;
+  for (let i = 0; total < 9 * 1024 * 1024; i++) {
+    // One body of exactly 4 MiB: its record is larger than a 4 MiB scan chunk.
+    const n = i === 5 ? 4 * 1024 * 1024 : 1000 + ((i * 7919) % 60_000);
+    sizes.push(n);
+    total += n;
+    await store.put({ topic: 'Big', queueId: 0, body: Buffer.alloc(n, i % 251) });
+  }
+  await store.waitDispatched();
+  await store.abandon();
+  store = await MessageStore.open({ rootDir: dir, ...opts });
+  assert.ok(store.recovery.crashed);
+  assert.equal(store.recovery.recordsValidated, sizes.length);
+  assert.equal(store.maxOffsetInQueue('Big', 0), sizes.length);
+  for (let q = 0; q < sizes.length; q++) {
+    const r = await store.getMessages('Big', 0, q, { maxCount: 1 });
+    const [rec] = decodeRecords(r.records[0]!);
+    assert.equal(rec!.body.length, sizes[q]);
+    assert.equal(rec!.body[0], q % 251);
+  }
+  await store.close();
+});
