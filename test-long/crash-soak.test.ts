@@ -7,7 +7,9 @@ const seed = Number(process.env.TSMQ_SEED ?? Date.now() % 100_000);
 const rounds = Number(process.env.TSMQ_CRASH_ROUNDS ?? 150);
 
 for (const flushMode of ['SYNC', 'ASYNC'] as const) {
-  test(`${flushMode}: ${rounds} SIGKILL rounds lose and corrupt nothing (seed ${seed})`, { timeout: 1_800_000 }, async () => {
+  test(`${flushMode}: ${rounds} SIGKILL rounds lose and corrupt nothing (seed ${seed})`, {
+    timeout: 1_800_000,
+  }, async () => {
     const s = await runCrashRounds({
       rounds,
       flushMode,
