@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { runCrashRounds } from '../test-support/crash-harness.js';
 
 const seed = Number(process.env.TSMQ_SEED ?? Date.now() % 100_000);
-const rounds = Number(process.env.TSMQ_CRASH_ROUNDS ?? 150);
+const rounds = Number(process.env.TSMQ_CRASH_ROUNDS ?? 60);
 
 for (const flushMode of ['SYNC', 'ASYNC'] as const) {
   test(`${flushMode}: ${rounds} SIGKILL rounds lose and corrupt nothing (seed ${seed})`, {
@@ -15,7 +15,7 @@ for (const flushMode of ['SYNC', 'ASYNC'] as const) {
       flushMode,
       seed: flushMode === 'SYNC' ? seed : seed + 1,
       segmentBytes: 1024 * 1024,
-      maxAcksBeforeKill: 6000,
+      maxAcksBeforeKill: 3000,
     });
     assert.equal(s.rounds, rounds);
     assert.ok(s.acked > rounds);

@@ -42,6 +42,8 @@ export const ErrorCode = {
   OFFSET_OUT_OF_RANGE: 1106,
   /** The store is a newer on-disk version than this program understands. */
   STORE_VERSION_UNSUPPORTED: 1107,
+  /** Too many bytes wait to be written (the disk is slow): the append is refused, retry later. */
+  STORE_BUSY: 1108,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;

@@ -111,11 +111,13 @@ export class Checkpoint {
   /** Durably records `s` in the slot not holding the newest state. Calls are serialized. */
   write(s: CheckpointState): Promise<void> {
     const run = async () => {
-      this.sequence++;
-      const slot = this.sequence % 2;
-      const b = encodeCheckpointSlot(s, this.sequence);
-      await writeFully(this.io, this.fd, b, 0, b.length, slot * SLOT_BYTES);
+      // The sequence advances only after a successful write, so a failed write is retried into
+      // the same slot and the slot holding the newest durable state is never the one overwritten.
+      const next = this.sequence + 1;
+      const b = encodeCheckpointSlot(s, next);
+      await writeFully(this.io, this.fd, b, 0, b.length, (next % 2) * SLOT_BYTES);
       await this.io.fdatasync(this.fd);
+      this.sequence = next;
     };
     const p = this.writing.then(run, run);
     this.writing = p.catch(() => undefined);

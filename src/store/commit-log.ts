@@ -42,6 +42,8 @@ export interface CommitLogOptions {
   maxBatchBytes: number;
   /** Written bytes kept in memory for reads. */
   tailCacheBytes: number;
+  /** Appends are refused (STORE_BUSY) while more than this many bytes wait to be written. */
+  maxUnwrittenBytes: number;
 }
 
 export const defaultCommitLogOptions: CommitLogOptions = {
@@ -50,6 +52,7 @@ export const defaultCommitLogOptions: CommitLogOptions = {
   flushIntervalMs: 500,
   maxBatchBytes: 4 * 1024 * 1024,
   tailCacheBytes: 64 * 1024 * 1024,
+  maxUnwrittenBytes: 64 * 1024 * 1024,
 };
 
 export function segmentFileName(baseOffset: number): string {
@@ -199,6 +202,13 @@ export class CommitLog {
   checkWritable(): void {
     if (this.closed) throw new TsmqError('STORE_CLOSED', 'the store is closed');
     if (this.failure) throw this.failure;
+    const backlog = this.appended - this.written;
+    if (backlog > this.opts.maxUnwrittenBytes) {
+      throw new TsmqError(
+        'STORE_BUSY',
+        `${Math.round(backlog / 1048576)} MiB are waiting to be written (limit ${Math.round(this.opts.maxUnwrittenBytes / 1048576)} MiB): the disk is not keeping up, retry later`,
+      );
+    }
   }
 
   /**
@@ -366,7 +376,12 @@ export class CommitLog {
   }
 
   private kickFlush(): void {
-    if (this.flushing || this.failure) return;
+    if (this.failure) {
+      // Nothing will flush any more: whoever still waits learns it now.
+      for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+      return;
+    }
+    if (this.flushing) return;
     this.flushing = true;
     void this.flushLoop();
   }
@@ -377,7 +392,8 @@ export class CommitLog {
       while (this.written > this.flushed && !this.failure) {
         const target = this.written;
         try {
-          for (const seg of this.segments) {
+          // A snapshot: retention may remove segments from the list while we await.
+          for (const seg of this.segments.slice()) {
             if (seg.base + seg.capacity <= this.flushed || seg.base >= target) continue;
             await seg.ready;
             await this.io.fdatasync(seg.fd);
@@ -584,7 +600,7 @@ export class CommitLog {
     max: number,
   ): Promise<number> {
     let n = 0;
-    while (n < max && this.segments.length > 1) {
+    while (n < max && this.segments.length > 1 && !this.closed) {
       const s = this.segments[0]!;
       if (!(await shouldDelete(s))) break;
       this.segments.shift();
@@ -602,7 +618,7 @@ export class CommitLog {
   async abandon(): Promise<void> {
     this.closed = true;
     if (this.flushTimer) clearInterval(this.flushTimer);
-    for (const s of this.segments) {
+    for (const s of this.segments.slice()) {
       await s.ready.catch(() => undefined);
       if (s.fd >= 0) await this.io.close(s.fd).catch(() => undefined);
     }
@@ -619,7 +635,7 @@ export class CommitLog {
     }
     this.closed = true;
     if (this.flushTimer) clearInterval(this.flushTimer);
-    for (const s of this.segments) {
+    for (const s of this.segments.slice()) {
       try {
         await s.ready;
         if (s.fd >= 0) await this.io.close(s.fd);

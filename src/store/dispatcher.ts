@@ -41,6 +41,8 @@ export interface DispatcherOptions {
   /** Bytes read from the commit log per round. */
   readChunkBytes: number;
   messageIndexEnable: boolean;
+  /** Largest record accepted (see MessageStore). */
+  maxRecordBytes: number;
 }
 
 /** Tag code of a message: Java hashCode of its TAGS property, 0 when it has none. */
@@ -149,9 +151,19 @@ export class Dispatcher {
     let buf = await this.log.readSequential(this.offset, Math.min(want, this.opts.readChunkBytes));
     let pos = 0;
     while (pos < buf.length) {
-      const r = decodeRecord(buf, pos, { checkCrc: false, expectedPhysicalOffset: this.offset });
+      const r = decodeRecord(buf, pos, {
+        checkCrc: false,
+        expectedPhysicalOffset: this.offset,
+        maxRecordBytes: this.opts.maxRecordBytes,
+      });
       if (r.kind === 'record') {
-        this.dispatchOne(r.record);
+        try {
+          this.dispatchOne(r.record);
+        } catch (e) {
+          // Not an I/O problem: retrying cannot help. Stop and say why.
+          this.blocked = `dispatching the record at commit-log offset ${this.offset} failed: ${(e as Error).message}`;
+          return false;
+        }
         pos += r.record.totalSize;
         this.offset += r.record.totalSize;
       } else if (r.kind === 'blank') {
@@ -174,7 +186,17 @@ export class Dispatcher {
     return this.offset < this.limit();
   }
 
+  /**
+   * Deleted topics: records of `topic` below the offset are skipped, so that replaying the log
+   * (recovery, rebuild) never brings a deleted topic's old messages back into a new queue.
+   */
+  readonly tombstones = new Map<string, number>();
+
   private dispatchOne(rec: DecodedRecord): void {
+    if (this.tombstones.size > 0) {
+      const t = this.tombstones.get(rec.topic);
+      if (t !== undefined && rec.physicalOffset < t) return;
+    }
     const tranType = transactionType(rec.sysFlag);
     const props = rec.properties;
     const tagsCode = tagsCodeOf(props);

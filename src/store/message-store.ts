@@ -25,6 +25,7 @@ import { ConsumeQueueStore } from './consume-queue-store.js';
 import { type DispatchedMessage, Dispatcher } from './dispatcher.js';
 import { IndexService } from './index-service.js';
 import { type FileIo, nodeFileIo, readFully, writeFully } from './io.js';
+import { JsonFile } from './json-store.js';
 import { createOffsetMsgId, decodeOffsetMsgId } from './message-id.js';
 import {
   type AppendMessage,
@@ -33,6 +34,7 @@ import {
   encodeHost,
   getProperty,
   MessageProperty,
+  maxRecordBytesFor,
   prepareRecord,
   SysFlag,
   transactionType,
@@ -49,6 +51,8 @@ export interface MessageStoreOptions {
   /** Largest accepted message body (RocketMQ maxMessageSize). */
   maxMessageBytes: number;
   tailCacheBytes: number;
+  /** Appends are refused with STORE_BUSY while more than this many bytes wait to be written. */
+  maxUnwrittenBytes: number;
   cqUnitsPerFile: number;
   cqTailCacheUnits: number;
   messageIndexEnable: boolean;
@@ -77,6 +81,7 @@ export const defaultStoreOptions: Omit<MessageStoreOptions, 'rootDir'> = {
   flushIntervalMs: 500,
   maxMessageBytes: 4 * 1024 * 1024,
   tailCacheBytes: 64 * 1024 * 1024,
+  maxUnwrittenBytes: 64 * 1024 * 1024,
   cqUnitsPerFile: 300_000,
   cqTailCacheUnits: 4096,
   messageIndexEnable: true,
@@ -156,10 +161,24 @@ export interface RecoveryReport {
   durationMs: number;
 }
 
+/**
+ * The largest record accepted when reading the log back: what this configuration writes, and
+ * never less than 32 MiB (twice the remoting frame limit), so that records written under an
+ * earlier, larger maxMessageBytes are not taken for corruption.
+ */
+function recordBytesLimit(maxMessageBytes: number): number {
+  return Math.max(maxRecordBytesFor(maxMessageBytes), 32 * 1024 * 1024);
+}
+
 /** Largest single commit-log read serving one getMessages call. */
 const READ_SPAN_MAX = 1024 * 1024;
 /** A read may span this many times the bytes of the records it serves (plus 64 KiB). */
 const READ_SPAN_SLACK = 8;
+
+interface TombstoneFile {
+  version: 1;
+  topics: Record<string, number>;
+}
 
 const queueKey = (topic: string, queueId: number) => `${topic}\u0000${queueId}`;
 
@@ -169,6 +188,10 @@ export class MessageStore {
   private checkpointTimer: NodeJS.Timeout | undefined;
   private cleanTimer: NodeJS.Timeout | undefined;
   private checkpointRunning: Promise<void> | undefined;
+  /** The last checkpoint write failure, cleared by the next success. */
+  lastCheckpointError: unknown;
+  private onCheckpoint: (flushed: number, dispatched: number) => void = () => {};
+  private tombstoneFile!: JsonFile<TombstoneFile>;
   private closed = false;
   recovery!: RecoveryReport;
 
@@ -212,6 +235,7 @@ export class MessageStore {
       flushIntervalMs: opts.flushIntervalMs,
       maxBatchBytes: 4 * 1024 * 1024,
       tailCacheBytes: opts.tailCacheBytes,
+      maxUnwrittenBytes: opts.maxUnwrittenBytes,
     });
     await log.load();
 
@@ -223,7 +247,9 @@ export class MessageStore {
     const decision = decideRecovery(abortMarker, checkpoint.loaded, log);
     let end: number;
     let scan = { records: 0, stoppedBecause: 'clean shutdown' };
-    const maxRecordBytes = opts.maxMessageBytes + 128 * 1024;
+    // Records written under an earlier, larger maxMessageBytes stay valid: the bound on a record
+    // read back is never below what any configuration could have written (frames are ≤ 16 MiB).
+    const maxRecordBytes = recordBytesLimit(opts.maxMessageBytes);
     if (decision.trustedEnd !== undefined) {
       end = decision.trustedEnd;
     } else {
@@ -265,13 +291,25 @@ export class MessageStore {
       cqs,
       index,
       limit,
-      { readChunkBytes: 4 * 1024 * 1024, messageIndexEnable: opts.messageIndexEnable },
+      { readChunkBytes: 4 * 1024 * 1024, messageIndexEnable: opts.messageIndexEnable, maxRecordBytes },
       dispatchFrom,
     );
+    // Segments may go only below what the last checkpoint on disk says is flushed and dispatched:
+    // recovery after a crash starts from there and needs those bytes.
+    let checkpointed = { flushed: 0, dispatched: 0 };
     const retention = new Retention(io, rootDir, log, cqs, index, opts.retention, opts.clock, () =>
-      Math.min(log.flushedOffset(), dispatcher.dispatchedOffset()),
+      Math.min(checkpointed.flushed, checkpointed.dispatched),
     );
     const store = new MessageStore(opts, log, cqs, index, checkpoint, dispatcher, retention);
+    await io.mkdirp(path.join(rootDir, 'config'));
+    store.tombstoneFile = new JsonFile<TombstoneFile>(path.join(rootDir, 'config', 'deletedTopics.json'), io);
+    const stones = await store.tombstoneFile.read({ version: 1, topics: {} });
+    for (const [topic, offset] of Object.entries(stones.topics)) {
+      if (offset > log.minOffset()) dispatcher.tombstones.set(topic, offset);
+    }
+    store.onCheckpoint = (flushed, dispatched) => {
+      checkpointed = { flushed, dispatched };
+    };
 
     // 3. Re-dispatch from the checkpoint (idempotent) and rebuild the queue-offset table.
     await dispatcher.drain();
@@ -305,7 +343,19 @@ export class MessageStore {
     this.commitLog.onWritten = () => this.dispatcher.wake();
     this.commitLog.onFlushed = () => this.dispatcher.wake();
     this.commitLog.startFlusher();
-    this.checkpointTimer = setInterval(() => void this.runCheckpoint(), this.opts.checkpointIntervalMs);
+    this.checkpointTimer = setInterval(
+      () =>
+        void this.runCheckpoint().then(
+          () => {
+            this.lastCheckpointError = undefined;
+          },
+          (e: unknown) => {
+            // The next round retries; recovery just scans further back meanwhile.
+            this.lastCheckpointError = e;
+          },
+        ),
+      this.opts.checkpointIntervalMs,
+    );
     this.checkpointTimer.unref();
     this.cleanTimer = setInterval(
       () => void this.retention.step().catch(() => undefined),
@@ -331,13 +381,15 @@ export class MessageStore {
     const flushed = this.commitLog.flushedOffset();
     await this.consumeQueues.flushAll();
     await this.index.flush();
+    const dispatchedOffset = Math.min(dispatched, flushed);
     await this.checkpoint.write({
       flushedOffset: flushed,
-      dispatchedOffset: Math.min(dispatched, flushed),
+      dispatchedOffset,
       physicStoreTimestamp: logicsTs,
       logicsStoreTimestamp: logicsTs,
       clean,
     });
+    this.onCheckpoint(flushed, dispatchedOffset);
   }
 
   // ---------------------------------------------------------------- put path
@@ -401,7 +453,11 @@ export class MessageStore {
       const key = counted ? queueKey(msg.topic, msg.queueId) : '';
       const queueOffset = counted ? (this.queueOffsets.get(key) ?? 0) : 0;
       const storeTimestamp = this.opts.clock.now();
-      const wait = msg.properties ? getProperty(msg.properties, MessageProperty.WAIT) !== 'false' : true;
+      // WAIT=false (waitStoreMsgOK off) only matters when a flush is awaited.
+      const wait =
+        this.opts.flushMode === 'ASYNC' || !msg.properties
+          ? true
+          : getProperty(msg.properties, MessageProperty.WAIT) !== 'false';
       const result: PutResult = {
         physicalOffset: 0,
         queueOffset,
@@ -576,6 +632,7 @@ export class MessageStore {
       checkCrc: this.opts.checkCrcOnRead,
       expectedPhysicalOffset: physicalOffset,
       requireRecordCrc: this.opts.appendRecordCrc,
+      maxRecordBytes: recordBytesLimit(this.opts.maxMessageBytes),
     };
     let r = decodeRecord(buf, 0, decodeOpts);
     if (r.kind === 'need-more') {
@@ -687,7 +744,17 @@ export class MessageStore {
     return this.consumeQueues.topics();
   }
 
+  /**
+   * Deletes a topic's consume queues (its messages stay in the log until retention). A tombstone
+   * (`config/deletedTopics.json`: topic → commit-log offset) is written first, so that neither the
+   * running dispatcher nor a later replay of the log brings the old messages back into a new
+   * queue of the same name. Tombstones below the log's start are dropped at open.
+   */
   async deleteTopic(topic: string): Promise<void> {
+    await this.waitDispatched();
+    const tombstones = this.dispatcher.tombstones;
+    tombstones.set(topic, this.commitLog.appendedOffset());
+    await this.tombstoneFile.write({ version: 1, topics: Object.fromEntries(tombstones) });
     await this.consumeQueues.deleteTopic(topic);
     for (const k of [...this.queueOffsets.keys()]) {
       if (k.startsWith(`${topic}\u0000`)) this.queueOffsets.delete(k);
@@ -706,6 +773,7 @@ export class MessageStore {
     if (this.cleanTimer) clearInterval(this.cleanTimer);
     this.dispatcher.stop();
     await this.checkpointRunning?.catch(() => undefined);
+    await this.retention.idle();
     await this.commitLog.abandon();
     const lockPath = path.join(this.opts.rootDir, 'lock');
     await this.opts.io.unlink(lockPath).catch(() => undefined);
@@ -718,7 +786,8 @@ export class MessageStore {
     this.closed = true;
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.cleanTimer) clearInterval(this.cleanTimer);
-    await this.checkpointRunning;
+    await this.checkpointRunning?.catch(() => undefined);
+    await this.retention.idle();
     // Everything appended is flushed and dispatched before the files close.
     await this.commitLog.flushAll().catch(() => undefined);
     const failed = this.commitLog.failed();

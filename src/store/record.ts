@@ -513,7 +513,12 @@ export interface PreparedRecord {
   /** Exact size of the record `writeRecord` will write. */
   readonly size: number;
   readonly topicBytes: Buffer;
-  readonly propertiesBytes: Buffer;
+  /** The properties as written (ending in \u0002), without the record-CRC property. */
+  readonly properties: string;
+  /** UTF-8 bytes of `properties`, plus the reserved record-CRC property when `recordCrc`. */
+  readonly propertiesLength: number;
+  /** `properties` is ASCII: it can be written byte for byte. */
+  readonly propertiesAscii: boolean;
   /** 8 (IPv4) or 20 (IPv6) bytes. */
   readonly bornHostBytes: Buffer;
   /** The message's sysFlag with BORNHOST_V6 and STOREHOST_V6 set to match the hosts. */
@@ -589,7 +594,6 @@ function bornHostBytesOf(h: HostAddress): Buffer {
   bornHostCacheSize++;
   return b;
 }
-const EMPTY = Buffer.alloc(0);
 
 function isInt32(n: number): boolean {
   return (n | 0) === n;
@@ -629,26 +633,17 @@ export function prepareRecord(
       `the message body is ${bodyLen} bytes; the limit is ${maxMessageBytes} bytes`,
     );
   }
-  let props = msg.properties;
-  let propertiesBytes = EMPTY;
-  if (props?.includes(RECORD_CRC_PROPERTY)) props = withoutRecordCrc(props);
-  if (props !== undefined && props.length > 0) {
-    if (props.charCodeAt(props.length - 1) !== PS_CODE) props += PROPERTY_SEPARATOR;
-    propertiesBytes = Buffer.from(props, 'utf8');
-  }
-  if (recordCrc) {
-    propertiesBytes =
-      propertiesBytes.length === 0
-        ? RECORD_CRC_PLACEHOLDER
-        : Buffer.concat([propertiesBytes, RECORD_CRC_PLACEHOLDER]);
-  }
-  if (propertiesBytes.length > 0) {
-    if (propertiesBytes.length > MAX_PROPERTIES_BYTES) {
-      throw new TsmqError(
-        'PROPERTIES_TOO_LARGE',
-        `the encoded properties are ${propertiesBytes.length} bytes; the limit is ${MAX_PROPERTIES_BYTES} bytes`,
-      );
-    }
+  let props = msg.properties ?? '';
+  if (props.includes(RECORD_CRC_PROPERTY)) props = withoutRecordCrc(props);
+  if (props.length > 0 && props.charCodeAt(props.length - 1) !== PS_CODE) props += PROPERTY_SEPARATOR;
+  // Written straight into the log buffer later: no intermediate Buffer per message.
+  const propsUtf8 = props.length === 0 ? 0 : Buffer.byteLength(props, 'utf8');
+  const propertiesLength = propsUtf8 + (recordCrc ? RECORD_CRC_RESERVED_BYTES : 0);
+  if (propertiesLength > MAX_PROPERTIES_BYTES) {
+    throw new TsmqError(
+      'PROPERTIES_TOO_LARGE',
+      `the encoded properties are ${propertiesLength} bytes; the limit is ${MAX_PROPERTIES_BYTES} bytes`,
+    );
   }
 
   const bornHostBytes = msg.bornHost === undefined ? DEFAULT_BORN_HOST_BYTES : bornHostBytesOf(msg.bornHost);
@@ -676,13 +671,15 @@ export function prepareRecord(
     (storeHostV6 ? 12 : 0) +
     bodyLen +
     topicBytes.length +
-    propertiesBytes.length;
+    propertiesLength;
 
   return {
     msg,
     size,
     topicBytes,
-    propertiesBytes,
+    properties: props,
+    propertiesLength,
+    propertiesAscii: propsUtf8 === props.length,
     bornHostBytes,
     sysFlag,
     bodyCrc: crc32(msg.body) & 0x7fffffff,
@@ -738,11 +735,14 @@ export function writeRecord(
   const topic = rec.topicBytes;
   target[p++] = topic.length;
   p = copySmall(topic, target, p);
-  const props = rec.propertiesBytes;
-  target[p] = props.length >>> 8;
-  target[p + 1] = props.length;
-  if (props.length > 0) target.set(props, p + 2);
+  const plen = rec.propertiesLength;
+  target[p] = plen >>> 8;
+  target[p + 1] = plen;
+  p += 2;
+  const props = rec.properties;
+  if (props.length > 0) p += target.write(props, p, rec.propertiesAscii ? 'latin1' : 'utf8');
   if (rec.recordCrc) {
+    copySmall(RECORD_CRC_PLACEHOLDER, target, p);
     const head = crc32Range(target, pos, bodyEnd - body.length);
     writeCrcDigits(target, pos + size - 11, crc32Range(target, bodyEnd, pos + size - 11, head));
   }
@@ -760,10 +760,18 @@ function copySmall(src: Uint8Array, target: Buffer, at: number): number {
 }
 
 function writeCrcDigits(target: Buffer, at: number, crc: number): void {
-  let v = crc;
-  for (let i = 9; i >= 0; i--) {
-    target[at + i] = 0x30 + (v % 10);
-    v = Math.floor(v / 10);
+  // Two 5-digit halves keep the arithmetic in small integers (crc itself can exceed int32).
+  let hi = Math.floor(crc / 100000);
+  let lo = crc - hi * 100000;
+  for (let i = 9; i >= 5; i--) {
+    const q = (lo / 10) | 0;
+    target[at + i] = 0x30 + lo - q * 10;
+    lo = q;
+  }
+  for (let i = 4; i >= 0; i--) {
+    const q = (hi / 10) | 0;
+    target[at + i] = 0x30 + hi - q * 10;
+    hi = q;
   }
 }
 

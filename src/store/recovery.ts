@@ -6,9 +6,12 @@
  *   abort  checkpoint        scan from                     end of log
  *   -----  ----------------  ----------------------------  -----------------------------------
  *   no     valid, CLEAN      nothing to scan               checkpoint.flushedOffset
- *   no     missing/not CLEAN min offset of the log         first invalid record (or zeros)
+ *   no     valid, not CLEAN  checkpoint.flushedOffset      first invalid record (or zeros)
  *   yes    valid             checkpoint.flushedOffset      first invalid record (or zeros)
- *   yes    missing or torn   min offset of the log         first invalid record (or zeros)
+ *   any    missing or torn   min offset of the log         first invalid record (or zeros)
+ *
+ * (A checkpoint below the oldest segment, after old segments were deleted by hand, counts from
+ * the oldest segment; one past the newest segment's end means files are missing: an error.)
  *
  * "Invalid" is any record whose size, magic, physical-offset field, lengths or body CRC do not
  * check out, or a blank record that does not end its segment exactly. Everything from there on is
@@ -156,14 +159,17 @@ export function decideRecovery(
   const segs = log.segmentList();
   const last = segs.at(-1);
   const maxEnd = last ? last.base + last.capacity : min;
-  if (cp && (cp.flushedOffset < min || cp.flushedOffset > maxEnd) && segs.length > 0) {
+  if (cp && cp.flushedOffset > maxEnd && segs.length > 0) {
     throw new TsmqError(
       'STORE_LAYOUT_INVALID',
-      `checkpoint says the log was flushed to ${cp.flushedOffset} but the segments hold [${min}, ${maxEnd}): commit-log files are missing`,
+      `checkpoint says the log was flushed to ${cp.flushedOffset} but the segments end at ${maxEnd}: commit-log files are missing`,
     );
   }
-  if (!abortMarker && cp?.clean) return { crashed: false, scanFrom: undefined, trustedEnd: cp.flushedOffset };
-  if (abortMarker && cp)
-    return { crashed: true, scanFrom: Math.max(cp.flushedOffset, min), trustedEnd: undefined };
-  return { crashed: abortMarker, scanFrom: min, trustedEnd: undefined };
+  // Old segments removed by hand (an operator freeing disk) leave the checkpoint below the log:
+  // the scan then starts at the oldest segment left.
+  const from = cp ? Math.max(cp.flushedOffset, min) : min;
+  if (!abortMarker && cp?.clean && cp.flushedOffset >= min) {
+    return { crashed: false, scanFrom: undefined, trustedEnd: cp.flushedOffset };
+  }
+  return { crashed: abortMarker, scanFrom: from, trustedEnd: undefined };
 }

@@ -83,6 +83,11 @@ export class Retention {
 
   private running: Promise<RetentionRound> | undefined;
 
+  /** Resolves when no round is running (close waits for it before closing files). */
+  async idle(): Promise<void> {
+    await this.running?.catch(() => undefined);
+  }
+
   /** One round; concurrent calls share the round in progress. */
   step(): Promise<RetentionRound> {
     if (!this.running) {
@@ -133,11 +138,11 @@ export class Retention {
   private async firstStoreTimestamp(segmentBase: number): Promise<number | undefined> {
     try {
       const head = await this.log.read(segmentBase, 4096);
-      const r = decodeRecord(head, 0, { checkCrc: false });
+      const r = decodeRecord(head, 0, { checkCrc: false, maxRecordBytes: 256 * 1024 * 1024 });
       if (r.kind === 'record') return r.record.storeTimestamp;
       if (r.kind === 'need-more') {
         const whole = await this.log.read(segmentBase, r.needed);
-        const again = decodeRecord(whole, 0, { checkCrc: false });
+        const again = decodeRecord(whole, 0, { checkCrc: false, maxRecordBytes: 256 * 1024 * 1024 });
         if (again.kind === 'record') return again.record.storeTimestamp;
       }
     } catch {

@@ -586,3 +586,85 @@ test('crash recovery validates a dirty log larger than its read chunks, records 
   }
   await store.close();
 });
+
+test('records written under a larger maxMessageBytes survive a crash and a restart with a smaller one', async () => {
+  const dir = newDir();
+  let store = await MessageStore.open({
+    rootDir: dir,
+    ...small,
+    segmentBytes: 16 << 20,
+    maxMessageBytes: 8 << 20,
+    flushMode: 'SYNC',
+  });
+  const big = await store.put({ topic: 'Big', queueId: 0, body: Buffer.alloc(5 << 20, 7) });
+  await store.waitDispatched();
+  assert.equal(
+    (await store.getMessages('Big', 0, 0, { maxCount: 1 })).records.length,
+    1,
+    'a 5 MiB record is dispatched',
+  );
+  await store.abandon();
+  store = await MessageStore.open({
+    rootDir: dir,
+    ...small,
+    segmentBytes: 16 << 20,
+    maxMessageBytes: 1 << 20,
+  });
+  assert.equal(store.recovery.end, big.physicalOffset + big.size, 'nothing cut');
+  assert.equal((await store.getMessageByPhysicalOffset(big.physicalOffset)).body.length, 5 << 20);
+  await assert.rejects(store.put({ topic: 'Big', queueId: 0, body: Buffer.alloc(2 << 20) }), (e) =>
+    isTsmqError(e, 'MESSAGE_TOO_LARGE'),
+  );
+  await store.close();
+});
+
+test('deleting a topic whose messages are not yet dispatched does not resurrect them', async () => {
+  const dir = newDir();
+  let store = await MessageStore.open({ rootDir: dir, ...small, flushMode: 'SYNC' });
+  for (let i = 0; i < 3; i++) void store.put({ topic: 'Gone', queueId: 0, body: Buffer.from(`old${i}`) });
+  await store.deleteTopic('Gone');
+  const r = await store.put({ topic: 'Gone', queueId: 0, body: Buffer.from('new') });
+  assert.equal(r.queueOffset, 0);
+  await store.put({ topic: 'Other', queueId: 0, body: Buffer.from('other') });
+  await store.waitDispatched();
+  const read = async (s: MessageStore) => (await readAll(s, 'Gone', 0)).map((m) => m.body);
+  assert.deepEqual(await read(store), ['new']);
+  assert.equal(store.dispatcher.blockedReason(), undefined);
+  assert.equal((await store.getMessages('Other', 0, 0, { maxCount: 1 })).status, 'FOUND');
+  await store.abandon();
+  store = await MessageStore.open({ rootDir: dir, ...small, flushMode: 'SYNC' });
+  assert.deepEqual(await read(store), ['new']);
+  await store.close();
+});
+
+test('a failing checkpoint write is survived and retried; close still works', async () => {
+  const io = new FaultyIo();
+  const dir = newDir();
+  const store = await MessageStore.open({ rootDir: dir, ...small, checkpointIntervalMs: 10, io });
+  await store.put({ topic: 'Cp', queueId: 0, body: Buffer.from('x') });
+  io.failNext('fdatasync', 'checkpoint', 'ENOSPC');
+  await waitUntil(() => store.lastCheckpointError !== undefined, 5000, 'a failed checkpoint');
+  await waitUntil(() => store.lastCheckpointError === undefined, 5000, 'a later checkpoint to succeed');
+  await store.close();
+  const again = await MessageStore.open({ rootDir: dir, ...small });
+  assert.equal(again.recovery.crashed, false);
+  await again.close();
+});
+
+test('appends are refused with STORE_BUSY while too many bytes wait to be written', async () => {
+  const store = await MessageStore.open({ rootDir: newDir(), ...small, maxUnwrittenBytes: 8 * 1024 });
+  try {
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () => store.put({ topic: 'Busy', queueId: 0, body: Buffer.alloc(1000) })),
+    );
+    const busy = results.filter((r) => r.status === 'rejected' && isTsmqError(r.reason, 'STORE_BUSY'));
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    assert.ok(busy.length > 0, 'some appends refused');
+    assert.ok(ok.length >= 8, 'the first ones accepted');
+    assert.equal(ok.length + busy.length, 50);
+    // Once written, appends are accepted again.
+    await store.put({ topic: 'Busy', queueId: 0, body: Buffer.alloc(1000) });
+  } finally {
+    await store.close();
+  }
+});

@@ -400,7 +400,8 @@ describe('record layout', () => {
 
   test('properties without the trailing separator get one, so a record never ends in 0', () => {
     const rec = prepareRecord(simple({ properties: 'A\u0001\u0000' }), MiB4);
-    assert.equal(rec.propertiesBytes.toString('hex'), '41010002');
+    assert.equal(Buffer.from(rec.properties).toString('hex'), '41010002');
+    assert.equal(rec.propertiesLength, 4);
     const buf = Buffer.alloc(rec.size);
     writeRecord(buf, 0, rec, 0, 0, 0, encodeHost({ address: '1.2.3.4', port: 1 }));
     assert.equal(decodeProperties(expectRecord(decodeRecord(buf, 0)).properties).get('A'), '\u0000');
@@ -519,7 +520,7 @@ describe('round trips', () => {
       const buf1 = Buffer.alloc(v1.size);
       writeRecord(buf1, 0, v1, 7, 0, 9, encodeHost({ address: '1.2.3.4', port: 5 }));
       // Rebuild as V2: new magic, 2-byte topic length, the given topic.
-      const topicAt = v1.size - 2 - v1.propertiesBytes.length - v1.topicBytes.length - 1;
+      const topicAt = v1.size - 2 - v1.propertiesLength - v1.topicBytes.length - 1;
       const t = Buffer.from(topic);
       const tl = Buffer.alloc(2);
       tl.writeInt16BE(t.length);
