@@ -483,6 +483,20 @@ export class CommitLog {
     return this.readFromDisk(offset, end - offset);
   }
 
+  /** A zero-copy view of [offset, offset + length) if the tail cache holds all of it. */
+  cachedView(offset: number, length: number): Buffer | undefined {
+    const c = this.cache;
+    if (c.length === 0 || offset < c[0]!.start) return undefined;
+    for (let i = c.length - 1; i >= 0; i--) {
+      const e = c[i]!;
+      if (offset >= e.start) {
+        const from = offset - e.start;
+        return from + length <= e.buf.length ? e.buf.subarray(from, from + length) : undefined;
+      }
+    }
+    return undefined;
+  }
+
   /**
    * Like `read`, for sequential readers (the dispatcher): when the start is in the tail cache it
    * returns a zero-copy view that ends with its cache chunk, so possibly fewer bytes than asked.
