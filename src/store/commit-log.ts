@@ -4,8 +4,9 @@
  *   <root>/commitlog/00000000000000000000   segment 0: bytes [0, S)
  *   <root>/commitlog/00000000001073741824   segment 1: bytes [S, 2S)     (S = segmentBytes, 1 GiB)
  *
- * Each segment is named by the 20-digit zero-padded physical offset of its first byte and is
- * created at its full size (sparse, zero-filled), so the bytes past the last record are zeros.
+ * Each segment is named by the 20-digit zero-padded physical offset of its first byte. The
+ * active segment grows by appends (its file ends where the written log ends); a full segment is
+ * extended to its full size, so a file's size tells where the next segment starts.
  * Records (see record.ts) never straddle a segment: when one does not fit with 8 bytes to spare,
  * the rest of the segment is filled by a blank record and the log rolls to the next segment.
  *
@@ -134,27 +135,33 @@ export class CommitLog {
   async load(): Promise<void> {
     await this.io.mkdirp(this.dir);
     const names = (await this.io.readdir(this.dir)).filter((n) => /^\d{20}$/.test(n)).sort();
+    const found: Array<{ name: string; base: number; size: number }> = [];
     for (const name of names) {
+      const size = (await this.io.size(path.join(this.dir, name))) ?? 0;
+      found.push({ name, base: Number(name), size });
+    }
+    // A last segment with no bytes was created just before a crash: nothing to keep.
+    while (found.length > 0 && found.at(-1)!.size === 0) {
+      await this.io.unlink(path.join(this.dir, found.pop()!.name));
+    }
+    for (let i = 0; i < found.length; i++) {
+      const { name, base, size } = found[i]!;
       const p = path.join(this.dir, name);
-      const size = (await this.io.size(p)) ?? 0;
-      const base = Number(name);
-      const prev = this.segments.at(-1);
-      if (size === 0) {
-        if (name === names.at(-1)) {
-          await this.io.unlink(p);
-          continue;
-        }
-        throw new TsmqError('STORE_LAYOUT_INVALID', `commit-log segment ${p} is empty but not the last one`);
-      }
-      if (prev && prev.base + prev.capacity !== base) {
+      const next = found[i + 1];
+      // A full segment spans to the next one's start; the last one is as large as configured
+      // (or larger, if it was created under a larger segmentBytes).
+      const capacity = next ? next.base - base : Math.max(size, this.opts.segmentBytes);
+      if (capacity <= 0 || size > capacity) {
         throw new TsmqError(
           'STORE_LAYOUT_INVALID',
-          `commit-log segments are not contiguous: ${segmentFileName(prev.base)} (${prev.capacity} bytes) is followed by ${name}`,
+          `commit-log segments overlap or are out of order: ${name} (${size} bytes) is followed by ${next?.name}`,
         );
       }
-      const seg: Segment = { base, capacity: size, path: p, fd: -1, ready: Promise.resolve() };
-      seg.ready = this.io.open(p, 'r+').then((fd) => {
+      const seg: Segment = { base, capacity, path: p, fd: -1, ready: Promise.resolve() };
+      seg.ready = this.io.open(p, 'r+').then(async (fd) => {
         seg.fd = fd;
+        // A crash between the blank record of a full segment and its extension to full size.
+        if (next && size < capacity) await this.io.ftruncate(fd, capacity);
       });
       this.segments.push(seg);
     }
@@ -302,10 +309,11 @@ export class CommitLog {
       fd: -1,
       ready: Promise.resolve(),
     };
+    // Not preallocated: a file grows by appends, which ext4 takes several times faster than
+    // writes into a sparse preallocated file. It is extended to its full size when it fills.
     seg.ready = (async () => {
       const fd = await this.io.open(p, 'w+');
       seg.fd = fd;
-      await this.io.ftruncate(fd, seg.capacity);
       await this.io.fsyncDir(this.dir);
     })();
     // A failure surfaces through the write that awaits `ready`.
@@ -347,6 +355,12 @@ export class CommitLog {
             len,
             batch.start - batch.segment.base,
           );
+          const seg = batch.segment;
+          if (batch.start + len === seg.base + seg.capacity) {
+            // The segment ends with its blank record: give the file its full size, so the next
+            // segment's name follows from this one's size.
+            await this.io.ftruncate(seg.fd, seg.capacity);
+          }
         } catch (e) {
           this.fail('write', e);
           for (const w of batch.waiters) w.reject(this.failure);
@@ -595,8 +609,8 @@ export class CommitLog {
     }
     const last = this.segments.at(-1);
     if (last && end < last.base + last.capacity) {
+      // Cut the file at the end: nothing stale remains past the last valid record.
       await this.io.ftruncate(last.fd, end - last.base);
-      await this.io.ftruncate(last.fd, last.capacity);
       await this.io.fdatasync(last.fd);
     }
     await this.io.fsyncDir(this.dir);

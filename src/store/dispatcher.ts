@@ -17,10 +17,12 @@ import type { CommitLog } from './commit-log.js';
 import type { ConsumeQueueStore } from './consume-queue-store.js';
 import type { IndexService } from './index-service.js';
 import {
-  type DecodedRecord,
+  type DispatchInfo,
   decodeRecord,
   getProperty,
   MessageProperty,
+  newDispatchInfo,
+  readDispatchInfo,
   SysFlag,
   transactionType,
 } from './record.js';
@@ -155,17 +157,19 @@ export class Dispatcher {
         checkCrc: false,
         expectedPhysicalOffset: this.offset,
         maxRecordBytes: this.opts.maxRecordBytes,
+        validateOnly: true,
       });
-      if (r.kind === 'record') {
+      if (r.kind === 'valid') {
+        readDispatchInfo(buf, pos, r.size, this.info);
         try {
-          this.dispatchOne(r.record);
+          this.dispatchOne(this.info);
         } catch (e) {
           // Not an I/O problem: retrying cannot help. Stop and say why.
           this.blocked = `dispatching the record at commit-log offset ${this.offset} failed: ${(e as Error).message}`;
           return false;
         }
-        pos += r.record.totalSize;
-        this.offset += r.record.totalSize;
+        pos += r.size;
+        this.offset += r.size;
       } else if (r.kind === 'blank') {
         // The rest of this segment is padding: go to the next segment.
         this.offset = this.log.nextSegmentStart(this.offset);
@@ -192,7 +196,9 @@ export class Dispatcher {
    */
   readonly tombstones = new Map<string, number>();
 
-  private dispatchOne(rec: DecodedRecord): void {
+  private readonly info = newDispatchInfo();
+
+  private dispatchOne(rec: DispatchInfo): void {
     if (this.tombstones.size > 0) {
       const t = this.tombstones.get(rec.topic);
       if (t !== undefined && rec.physicalOffset < t) return;
@@ -203,7 +209,7 @@ export class Dispatcher {
     if (tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE) {
       this.cqs
         .getOrCreate(rec.topic, rec.queueId)
-        .put(rec.queueOffset, rec.physicalOffset, rec.totalSize, tagsCode);
+        .put(rec.queueOffset, rec.physicalOffset, rec.size, tagsCode);
     }
     if (this.opts.messageIndexEnable && tranType !== SysFlag.TRANSACTION_ROLLBACK_TYPE) {
       const uniq = getProperty(props, MessageProperty.UNIQ_KEY);
@@ -225,7 +231,7 @@ export class Dispatcher {
         queueId: rec.queueId,
         queueOffset: rec.queueOffset,
         physicalOffset: rec.physicalOffset,
-        size: rec.totalSize,
+        size: rec.size,
         tagsCode,
         storeTimestamp: rec.storeTimestamp,
         properties: props,

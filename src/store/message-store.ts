@@ -175,6 +175,22 @@ const READ_SPAN_MAX = 1024 * 1024;
 /** A read may span this many times the bytes of the records it serves (plus 64 KiB). */
 const READ_SPAN_SLACK = 8;
 
+/** A PutResult whose offsetMsgId is built only when asked for. */
+class StoredMessage implements PutResult {
+  physicalOffset = 0;
+  private msgId: string | undefined;
+  constructor(
+    private readonly storeHost: HostAddress,
+    readonly queueOffset: number,
+    readonly size: number,
+    readonly storeTimestamp: number,
+  ) {}
+  get offsetMsgId(): string {
+    this.msgId ??= createOffsetMsgId(this.storeHost, this.physicalOffset);
+    return this.msgId;
+  }
+}
+
 interface TombstoneFile {
   version: 1;
   topics: Record<string, number>;
@@ -458,13 +474,7 @@ export class MessageStore {
         this.opts.flushMode === 'ASYNC' || !msg.properties
           ? true
           : getProperty(msg.properties, MessageProperty.WAIT) !== 'false';
-      const result: PutResult = {
-        physicalOffset: 0,
-        queueOffset,
-        size: p.size,
-        storeTimestamp,
-        offsetMsgId: '',
-      };
+      const result = new StoredMessage(this.opts.storeHost, queueOffset, p.size, storeTimestamp);
       const phys = this.commitLog.append(
         p,
         queueOffset,
@@ -477,7 +487,6 @@ export class MessageStore {
       );
       if (counted) this.queueOffsets.set(key, queueOffset + 1);
       result.physicalOffset = phys;
-      result.offsetMsgId = createOffsetMsgId(this.opts.storeHost, phys);
     });
   }
 

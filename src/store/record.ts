@@ -740,7 +740,15 @@ export function writeRecord(
   target[p + 1] = plen;
   p += 2;
   const props = rec.properties;
-  if (props.length > 0) p += target.write(props, p, rec.propertiesAscii ? 'latin1' : 'utf8');
+  if (props.length > 0) {
+    if (rec.propertiesAscii && props.length <= 256) {
+      // Short ASCII: a plain loop beats Buffer#write's encoding dispatch.
+      for (let i = 0; i < props.length; i++) target[p + i] = props.charCodeAt(i);
+      p += props.length;
+    } else {
+      p += target.write(props, p, rec.propertiesAscii ? 'latin1' : 'utf8');
+    }
+  }
   if (rec.recordCrc) {
     copySmall(RECORD_CRC_PLACEHOLDER, target, p);
     const head = crc32Range(target, pos, bodyEnd - body.length);
@@ -1121,4 +1129,68 @@ export class RecordStreamDecoder {
     this.failure = new TsmqError('CORRUPT_RECORD', message);
     throw this.failure;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch view
+// ---------------------------------------------------------------------------------------------
+
+/** What the dispatcher needs of a record; filled in place to avoid an allocation per record. */
+export interface DispatchInfo {
+  size: number;
+  queueId: number;
+  queueOffset: number;
+  physicalOffset: number;
+  sysFlag: number;
+  storeTimestamp: number;
+  topic: string;
+  properties: string;
+}
+
+export function newDispatchInfo(): DispatchInfo {
+  return {
+    size: 0,
+    queueId: 0,
+    queueOffset: 0,
+    physicalOffset: 0,
+    sysFlag: 0,
+    storeTimestamp: 0,
+    topic: '',
+    properties: '',
+  };
+}
+
+/** Last topic decoded by `readDispatchInfo`, to skip re-decoding a topic that repeats. */
+let lastTopicBytes = Buffer.alloc(0);
+let lastTopic = '';
+
+/**
+ * Reads the dispatcher's fields of a record that `decodeRecord` already found valid (call it with
+ * `validateOnly` first): no validation here, no allocation but the properties string.
+ */
+export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: DispatchInfo): void {
+  const sysFlag = readI32(buf, pos + 36);
+  const bornHostLen = (sysFlag & SysFlag.BORNHOST_V6) !== 0 ? 20 : 8;
+  const storeHostLen = (sysFlag & SysFlag.STOREHOST_V6) !== 0 ? 20 : 8;
+  const bodyLenAt = pos + BODYLEN_AT + (bornHostLen - 8) + (storeHostLen - 8);
+  const topicLenAt = bodyLenAt + 4 + readI32(buf, bodyLenAt);
+  const v2 = readI32(buf, pos + 4) === MAGIC_V2;
+  const topicLen = v2 ? (buf[topicLenAt]! << 8) | buf[topicLenAt + 1]! : buf[topicLenAt]!;
+  const topicAt = topicLenAt + (v2 ? 2 : 1);
+  const propAt = topicAt + topicLen + 2;
+  out.size = size;
+  out.queueId = readI32(buf, pos + 12);
+  out.queueOffset = readI64(buf, pos + 20);
+  out.physicalOffset = readI64(buf, pos + 28);
+  out.sysFlag = sysFlag;
+  out.storeTimestamp = readI64(buf, pos + 48 + bornHostLen);
+  if (
+    topicLen !== lastTopicBytes.length ||
+    buf.compare(lastTopicBytes, 0, topicLen, topicAt, topicAt + topicLen) !== 0
+  ) {
+    lastTopic = buf.toString('utf8', topicAt, topicAt + topicLen);
+    lastTopicBytes = Buffer.from(buf.subarray(topicAt, topicAt + topicLen));
+  }
+  out.topic = lastTopic;
+  out.properties = propAt < pos + size ? buf.toString('utf8', propAt, pos + size) : '';
 }
