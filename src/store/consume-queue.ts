@@ -88,11 +88,23 @@ function fileName(startByte: number): string {
 }
 
 function encodeUnit(buf: Buffer, pos: number, physicalOffset: number, size: number, tagsCode: number): void {
-  buf.writeUInt32BE(Math.floor(physicalOffset / TWO_32), pos);
-  buf.writeUInt32BE(physicalOffset >>> 0, pos + 4);
-  buf.writeInt32BE(size, pos + 8);
-  buf.writeInt32BE(Math.floor(tagsCode / TWO_32), pos + 12);
-  buf.writeUInt32BE(tagsCode >>> 0, pos + 16);
+  // Byte stores instead of Buffer#write*: this runs once per message on the dispatch path.
+  const physHi = Math.floor(physicalOffset / TWO_32);
+  const physLo = physicalOffset - physHi * TWO_32;
+  const tagHi = Math.floor(tagsCode / TWO_32);
+  const tagLo = tagsCode - tagHi * TWO_32;
+  put32(buf, pos, physHi);
+  put32(buf, pos + 4, physLo);
+  put32(buf, pos + 8, size);
+  put32(buf, pos + 12, tagHi);
+  put32(buf, pos + 16, tagLo);
+}
+
+function put32(b: Buffer, p: number, v: number): void {
+  b[p] = v >>> 24;
+  b[p + 1] = v >>> 16;
+  b[p + 2] = v >>> 8;
+  b[p + 3] = v;
 }
 
 /** Decodes the i-th unit of a `readUnits` buffer. */

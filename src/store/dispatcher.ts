@@ -19,6 +19,7 @@ import type { IndexService } from './index-service.js';
 import {
   type DispatchInfo,
   decodeRecord,
+  dispatchProperties,
   getProperty,
   MessageProperty,
   newDispatchInfo,
@@ -204,17 +205,16 @@ export class Dispatcher {
       if (t !== undefined && rec.physicalOffset < t) return;
     }
     const tranType = transactionType(rec.sysFlag);
-    const props = rec.properties;
-    const tagsCode = tagsCodeOf(props);
+    const tagsCode = rec.tags ? javaStringHashCode(rec.tags) : 0;
     if (tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE) {
       this.cqs
         .getOrCreate(rec.topic, rec.queueId)
         .put(rec.queueOffset, rec.physicalOffset, rec.size, tagsCode);
     }
     if (this.opts.messageIndexEnable && tranType !== SysFlag.TRANSACTION_ROLLBACK_TYPE) {
-      const uniq = getProperty(props, MessageProperty.UNIQ_KEY);
+      const uniq = rec.uniqKey;
       if (uniq) this.index.put(`${rec.topic}#${uniq}`, rec.physicalOffset, rec.storeTimestamp);
-      const keys = getProperty(props, MessageProperty.KEYS);
+      const keys = rec.keys;
       if (keys) {
         for (const k of keys.split(' ')) {
           if (k.length > 0) this.index.put(`${rec.topic}#${k}`, rec.physicalOffset, rec.storeTimestamp);
@@ -234,7 +234,7 @@ export class Dispatcher {
         size: rec.size,
         tagsCode,
         storeTimestamp: rec.storeTimestamp,
-        properties: props,
+        properties: dispatchProperties(rec),
       };
       for (const l of this.listeners) l(m);
     }

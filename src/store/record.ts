@@ -1144,7 +1144,14 @@ export interface DispatchInfo {
   sysFlag: number;
   storeTimestamp: number;
   topic: string;
-  properties: string;
+  /** The TAGS, KEYS and UNIQ_KEY properties (last occurrence wins), or undefined. */
+  tags: string | undefined;
+  keys: string | undefined;
+  uniqKey: string | undefined;
+  /** Where the properties are in `buf`, for `dispatchProperties`. */
+  buf: Buffer;
+  propStart: number;
+  propEnd: number;
 }
 
 export function newDispatchInfo(): DispatchInfo {
@@ -1156,17 +1163,39 @@ export function newDispatchInfo(): DispatchInfo {
     sysFlag: 0,
     storeTimestamp: 0,
     topic: '',
-    properties: '',
+    tags: undefined,
+    keys: undefined,
+    uniqKey: undefined,
+    buf: Buffer.alloc(0),
+    propStart: 0,
+    propEnd: 0,
   };
+}
+
+/** The whole properties string of a record read by `readDispatchInfo`. */
+export function dispatchProperties(info: DispatchInfo): string {
+  return info.propEnd > info.propStart ? info.buf.toString('utf8', info.propStart, info.propEnd) : '';
 }
 
 /** Last topic decoded by `readDispatchInfo`, to skip re-decoding a topic that repeats. */
 let lastTopicBytes = Buffer.alloc(0);
 let lastTopic = '';
 
+// Property keys the dispatcher looks for, as bytes.
+const KEY_TAGS = Buffer.from('TAGS');
+const KEY_KEYS = Buffer.from('KEYS');
+const KEY_UNIQ = Buffer.from('UNIQ_KEY');
+
+function bytesEqual(buf: Buffer, at: number, len: number, key: Buffer): boolean {
+  if (len !== key.length) return false;
+  for (let i = 0; i < len; i++) if (buf[at + i] !== key[i]) return false;
+  return true;
+}
+
 /**
  * Reads the dispatcher's fields of a record that `decodeRecord` already found valid (call it with
- * `validateOnly` first): no validation here, no allocation but the properties string.
+ * `validateOnly` first): no validation here, and strings only for the topic (when it changes)
+ * and the three properties the dispatcher uses, found by one scan over the property bytes.
  */
 export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: DispatchInfo): void {
   const sysFlag = readI32(buf, pos + 36);
@@ -1178,19 +1207,39 @@ export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: Di
   const topicLen = v2 ? (buf[topicLenAt]! << 8) | buf[topicLenAt + 1]! : buf[topicLenAt]!;
   const topicAt = topicLenAt + (v2 ? 2 : 1);
   const propAt = topicAt + topicLen + 2;
+  const end = pos + size;
   out.size = size;
   out.queueId = readI32(buf, pos + 12);
   out.queueOffset = readI64(buf, pos + 20);
   out.physicalOffset = readI64(buf, pos + 28);
   out.sysFlag = sysFlag;
   out.storeTimestamp = readI64(buf, pos + 48 + bornHostLen);
-  if (
-    topicLen !== lastTopicBytes.length ||
-    buf.compare(lastTopicBytes, 0, topicLen, topicAt, topicAt + topicLen) !== 0
-  ) {
+  if (!bytesEqual(buf, topicAt, topicLen, lastTopicBytes)) {
     lastTopic = buf.toString('utf8', topicAt, topicAt + topicLen);
     lastTopicBytes = Buffer.from(buf.subarray(topicAt, topicAt + topicLen));
   }
   out.topic = lastTopic;
-  out.properties = propAt < pos + size ? buf.toString('utf8', propAt, pos + size) : '';
+  out.buf = buf;
+  out.propStart = propAt;
+  out.propEnd = end;
+  out.tags = undefined;
+  out.keys = undefined;
+  out.uniqKey = undefined;
+  // key \u0001 value \u0002 ... : find each pair's bounds, compare keys by bytes.
+  let k = propAt;
+  while (k < end) {
+    let sep = k;
+    while (sep < end && buf[sep] !== NV_CODE) sep++;
+    if (sep >= end) break;
+    let v = sep + 1;
+    while (v < end && buf[v] !== PS_CODE) v++;
+    const klen = sep - k;
+    if (klen === 4) {
+      if (bytesEqual(buf, k, 4, KEY_TAGS)) out.tags = buf.toString('utf8', sep + 1, v);
+      else if (bytesEqual(buf, k, 4, KEY_KEYS)) out.keys = buf.toString('utf8', sep + 1, v);
+    } else if (klen === 8 && bytesEqual(buf, k, 8, KEY_UNIQ)) {
+      out.uniqKey = buf.toString('utf8', sep + 1, v);
+    }
+    k = v + 1;
+  }
 }

@@ -887,3 +887,44 @@ describe('hosts', () => {
     assert.throws(() => encodeHost({ address: '1.2.3.4', port: 65536 }), /assertion failed/);
   });
 });
+
+test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrence winning', async () => {
+  const {
+    readDispatchInfo,
+    newDispatchInfo,
+    dispatchProperties,
+    prepareRecord: prep,
+    writeRecord: write,
+    encodeHost: host,
+  } = await import('../../src/store/record.js');
+  const cases: Array<[string, { tags?: string; keys?: string; uniq?: string }]> = [
+    ['', {}],
+    ['TAGS\u0001a\u0002', { tags: 'a' }],
+    ['XTAGS\u0001no\u0002KEYS\u0001k1 k2\u0002UNIQ_KEY\u0001ABC\u0002', { keys: 'k1 k2', uniq: 'ABC' }],
+    ['TAGS\u0001first\u0002TAGS\u0001second\u0002', { tags: 'second' }],
+    ['KEYS\u0001ключ 鍵\u0002TAGS\u0001ünï\u0002', { keys: 'ключ 鍵', tags: 'ünï' }],
+    ['TAGSX\u0001no\u0002UNIQ_KE\u0001no\u0002', {}],
+  ];
+  for (const [props, want] of cases) {
+    for (const crc of [false, true]) {
+      const rec = prep(
+        { topic: 'Topic', queueId: 3, body: Buffer.from('b'), properties: props },
+        1024,
+        false,
+        crc,
+      );
+      const buf = Buffer.alloc(rec.size + 5);
+      write(buf, 5, rec, 7, 1234, 99, host({ address: '10.0.0.1', port: 10911 }));
+      const info = newDispatchInfo();
+      readDispatchInfo(buf, 5, rec.size, info);
+      assert.equal(info.tags, want.tags, JSON.stringify(props));
+      assert.equal(info.keys, want.keys);
+      assert.equal(info.uniqKey, want.uniq);
+      assert.equal(info.queueId, 3);
+      assert.equal(info.queueOffset, 7);
+      assert.equal(info.physicalOffset, 1234);
+      assert.equal(info.storeTimestamp, 99);
+      assert.ok(dispatchProperties(info).startsWith(props));
+    }
+  }
+});
