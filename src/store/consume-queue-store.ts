@@ -15,6 +15,9 @@ const IO_CONCURRENCY = 16;
 const QUEUE_DIR_NAME = /^\d{1,5}$/;
 const MAX_QUEUE_ID = 65_535;
 
+/** Marks a topic directory being deleted: `<topic>.deleted-<ms>`. */
+const DELETED_MARK = '.deleted-';
+
 export class ConsumeQueueStore {
   private readonly byTopic = new Map<string, Map<number, ConsumeQueue>>();
   private closed = false;
@@ -34,6 +37,11 @@ export class ConsumeQueueStore {
     const cqRoot = path.join(rootDir, 'consumequeue');
     const found: Array<{ topic: string; queueId: number }> = [];
     for (const topic of await io.readdir(cqRoot)) {
+      if (topic.includes(DELETED_MARK)) {
+        // A deletion interrupted by a crash: finish it (a topic name never holds a dot).
+        await io.rmrf(path.join(cqRoot, topic));
+        continue;
+      }
       for (const name of await readdirIfDir(io, path.join(cqRoot, topic))) {
         const queueId = Number(name);
         if (QUEUE_DIR_NAME.test(name) && queueId <= MAX_QUEUE_ID) found.push({ topic, queueId });
@@ -99,7 +107,8 @@ export class ConsumeQueueStore {
 
   /** Flushes every queue; rejects with the first failure after all have been tried. */
   async flushAll(): Promise<void> {
-    await eachLimit(this.all(), IO_CONCURRENCY, (q) => q.flush());
+    // A queue destroyed by a concurrent deleteTopic is skipped, not a failure.
+    await eachLimit(this.all(), IO_CONCURRENCY, (q) => (q.isClosed() ? Promise.resolve() : q.flush()));
   }
 
   async truncateAllByPhysicalOffset(physicalEnd: number): Promise<void> {
@@ -108,7 +117,7 @@ export class ConsumeQueueStore {
 
   async correctAllMinOffsets(minPhysical: number): Promise<void> {
     await eachLimit(this.all(), IO_CONCURRENCY, async (q) => {
-      await q.correctMinOffset(minPhysical);
+      if (!q.isClosed()) await q.correctMinOffset(minPhysical);
     });
   }
 
@@ -130,8 +139,18 @@ export class ConsumeQueueStore {
     if (queues !== undefined) await eachLimit([...queues.values()], IO_CONCURRENCY, (q) => q.destroy());
     const cqRoot = path.join(this.rootDir, 'consumequeue');
     if (queues !== undefined || (await this.io.exists(path.join(cqRoot, topic)))) {
-      await this.io.rmrf(path.join(cqRoot, topic));
-      if (await this.io.exists(cqRoot)) await this.io.fsyncDir(cqRoot);
+      // Renamed first (atomically), so a crash halfway through the removal cannot bring part of
+      // the topic back at the next open, which removes such leftovers.
+      const doomed = path.join(cqRoot, `${topic}${DELETED_MARK}${Date.now()}`);
+      try {
+        await this.io.rename(path.join(cqRoot, topic), doomed);
+      } catch (e) {
+        // Queues that were never flushed have no directory: nothing to remove.
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      await this.io.fsyncDir(cqRoot);
+      await this.io.rmrf(doomed);
     }
   }
 

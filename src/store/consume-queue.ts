@@ -277,6 +277,11 @@ export class ConsumeQueue {
   }
 
   /** First valid logical offset. */
+  /** Closed or destroyed: no more reads, puts or flushes. */
+  isClosed(): boolean {
+    return this.closed;
+  }
+
   minOffset(): number {
     return this.minOff;
   }
@@ -581,12 +586,16 @@ export class ConsumeQueue {
   }
 
   /**
-   * Units [from, from + maxCount) clipped to [minOffset, maxOffset), as n * 20 bytes (n may be 0).
+   * Units [from, from + maxCount) clipped to maxOffset, as n * 20 bytes (n may be 0); nothing
+   * when `from` is below minOffset (it may have moved: the caller re-checks).
    * Units still in memory are copied without a syscall; the rest costs one read per file.
    */
   async readUnits(from: number, maxCount: number): Promise<Buffer> {
     if (this.closed) throw this.closedError();
-    let start = Math.max(from, this.minOff);
+    // Below the minimum nothing is returned, never units from further on: the caller numbers the
+    // units from `from`, and a silent shift would mislabel every one of them.
+    if (from < this.minOff) return EMPTY;
+    let start = from;
     let end = Math.min(from + maxCount, this.maxOff);
     if (end <= start) return EMPTY;
     if (start >= this.memStart) return this.copyFromMemory(start, end);
@@ -594,7 +603,8 @@ export class ConsumeQueue {
     try {
       // The queue may have changed while we waited for the lock.
       if (this.closed) throw this.closedError();
-      start = Math.max(from, this.minOff);
+      if (from < this.minOff) return EMPTY;
+      start = from;
       end = Math.min(from + maxCount, this.maxOff);
       if (end <= start) return EMPTY;
       return await this.readStored(start, end);

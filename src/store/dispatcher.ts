@@ -90,7 +90,7 @@ export class Dispatcher {
 
   /** Runs rounds until caught up with the limit; safe to call often. */
   wake(): void {
-    if (this.running || this.stopped) return;
+    if (this.running || this.stopped || this.holds > 0) return;
     this.running = true;
     void this.loop();
   }
@@ -120,8 +120,8 @@ export class Dispatcher {
 
   /** Resolves when everything below the current limit is dispatched. */
   async drain(): Promise<void> {
-    while (this.offset < this.limit() && !this.blocked) {
-      if (this.running) {
+    while (this.offset < this.limit() && !this.blocked && !this.stopped) {
+      if (this.running || this.holds > 0) {
         await new Promise<void>((r) => this.idleWaiters.push(r));
       } else {
         await this.step();
@@ -141,9 +141,30 @@ export class Dispatcher {
   }
 
   /** One round: dispatches what one read returns. Returns true if more may be waiting. */
+  /**
+   * Pauses dispatch (after the round in progress) until the returned release is called: for
+   * changes that must not interleave with it, such as deleting a topic's queues.
+   */
+  async hold(): Promise<() => void> {
+    this.holds++;
+    while (this.running) await new Promise<void>((r) => this.idleWaiters.push(r));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      if (this.holds === 0) {
+        this.wake();
+        if (!this.running) this.releaseIdle();
+      }
+    };
+  }
+
+  private holds = 0;
+
   async step(): Promise<boolean> {
     const limit = this.limit();
-    if (this.offset >= limit || this.blocked) return false;
+    if (this.offset >= limit || this.blocked || this.holds > 0) return false;
     if (this.offset < this.log.minOffset()) {
       // Retention removed what we had not reached (only possible when far behind); skip ahead.
       this.offset = this.log.minOffset();
@@ -162,6 +183,11 @@ export class Dispatcher {
       });
       if (r.kind === 'valid') {
         readDispatchInfo(buf, pos, r.size, this.info);
+        const pending = this.deleting.get(this.info.topic);
+        if (pending !== undefined && this.info.physicalOffset >= pending) {
+          // A message of the topic's next life: it waits until the old queues are gone.
+          return false;
+        }
         try {
           this.dispatchOne(this.info);
         } catch (e) {
@@ -196,6 +222,21 @@ export class Dispatcher {
    * (recovery, rebuild) never brings a deleted topic's old messages back into a new queue.
    */
   readonly tombstones = new Map<string, number>();
+  /**
+   * Topics whose queues are being deleted, with their tombstone offset: records at or past it
+   * are not dispatched until the deletion ends (`endDeletion`), so they go to fresh queues.
+   */
+  private readonly deleting = new Map<string, number>();
+
+  beginDeletion(topic: string, offset: number): void {
+    this.tombstones.set(topic, offset);
+    this.deleting.set(topic, offset);
+  }
+
+  endDeletion(topic: string): void {
+    this.deleting.delete(topic);
+    this.wake();
+  }
 
   private readonly info = newDispatchInfo();
 

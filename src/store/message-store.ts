@@ -769,13 +769,21 @@ export class MessageStore {
    * queue of the same name. Tombstones below the log's start are dropped at open.
    */
   async deleteTopic(topic: string): Promise<void> {
-    await this.waitDispatched();
-    const tombstones = this.dispatcher.tombstones;
-    tombstones.set(topic, this.commitLog.appendedOffset());
-    await this.tombstoneFile.write({ version: 1, topics: Object.fromEntries(tombstones) });
-    await this.consumeQueues.deleteTopic(topic);
+    // The deletion takes effect now: messages appended before this call belong to the old
+    // topic (skipped by dispatch from here on), later ones to its next life, whose queue offsets
+    // start again at 0 and whose dispatch waits until the old queues are gone.
+    this.dispatcher.beginDeletion(topic, this.commitLog.appendedOffset());
     for (const k of [...this.queueOffsets.keys()]) {
       if (k.startsWith(`${topic}\u0000`)) this.queueOffsets.delete(k);
+    }
+    const release = await this.dispatcher.hold();
+    try {
+      const tombstones = this.dispatcher.tombstones;
+      await this.tombstoneFile.write({ version: 1, topics: Object.fromEntries(tombstones) });
+      await this.consumeQueues.deleteTopic(topic);
+    } finally {
+      this.dispatcher.endDeletion(topic);
+      release();
     }
   }
 

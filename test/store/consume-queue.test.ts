@@ -162,7 +162,8 @@ describe('ConsumeQueue', () => {
     assert.deepEqual(decodeAll(await cq.readUnits(9, 3)), expected(9, 12));
     assert.deepEqual(decodeAll(await cq.readUnits(19, 10)), expected(19, 29));
     assert.deepEqual(decodeAll(await cq.readUnits(25, 2)), expected(25, 27));
-    assert.deepEqual(decodeAll(await cq.readUnits(-5, 8)), expected(0, 3));
+    // Below minOffset: nothing, never a silent shift of the start.
+    assert.equal((await cq.readUnits(-5, 8)).length, 0);
     assert.equal((await cq.readUnits(29, 10)).length, 0);
     assert.equal((await cq.readUnits(50, 10)).length, 0);
     assert.equal((await cq.readUnits(3, 0)).length, 0);
@@ -267,7 +268,8 @@ describe('ConsumeQueue', () => {
       filesOf().map(([n]) => n),
       [name(20), name(30)],
     );
-    assert.deepEqual(decodeAll(await cq.readUnits(20, 6)), expected(23, 26));
+    assert.equal((await cq.readUnits(20, 6)).length, 0, 'below minOffset');
+    assert.deepEqual(decodeAll(await cq.readUnits(23, 3)), expected(23, 26));
     // minOffset never moves back.
     assert.equal(await cq.correctMinOffset(0), 23);
     // Everything expired: the file holding the last unit stays, so maxOffset survives a restart.
@@ -305,14 +307,15 @@ describe('ConsumeQueue', () => {
     putRange(cq, 25, 28);
     assert.equal(cq.minOffset(), 25);
     assert.equal(cq.maxOffset(), 28);
-    assert.deepEqual(decodeAll(await cq.readUnits(0, 100)), expected(25, 28));
+    assert.equal((await cq.readUnits(0, 100)).length, 0, 'below minOffset');
+    assert.deepEqual(decodeAll(await cq.readUnits(25, 100)), expected(25, 28));
     await cq.flush();
     assert.deepEqual(filesOf(), [[name(20), 8 * CQ_UNIT_BYTES]]);
     await cq.close();
     const again = await openCq();
     assert.equal(again.minOffset(), 25);
     assert.equal(again.maxOffset(), 28);
-    assert.deepEqual(decodeAll(await again.readUnits(0, 100)), expected(25, 28));
+    assert.deepEqual(decodeAll(await again.readUnits(25, 100)), expected(25, 28));
     assert.equal(await again.correctMinOffset(0), 25);
   });
 
@@ -390,7 +393,7 @@ describe('ConsumeQueue', () => {
     }
     await Promise.all(reads);
     assert.equal(cq.minOffset(), 30);
-    assert.deepEqual(decodeAll(await cq.readUnits(0, 200)), expected(30, 120));
+    assert.deepEqual(decodeAll(await cq.readUnits(30, 200)), expected(30, 120));
   });
 
   test('a failed write or fdatasync rejects flush, and the next flush writes the units again', async () => {
@@ -529,8 +532,9 @@ describe('ConsumeQueue', () => {
           const from = rand(units.length + 5) - 2;
           const count = rand(20);
           const got = decodeAll(await cq.readUnits(from, count));
-          const start = Math.max(from, min);
-          const want = Array.from(units.slice(start, Math.max(start, from + count)), (u) => u ?? HOLE);
+          // Below minOffset nothing comes back (never a shifted start).
+          const want =
+            from < min ? [] : Array.from(units.slice(from, Math.max(from, from + count)), (u) => u ?? HOLE);
           assert.deepEqual(got, want, where(step, `readUnits(${from}, ${count})`));
           const end = await cq.maxPhysicalEnd();
           if (end !== -1) assert.equal(end, physical, where(step, 'maxPhysicalEnd'));

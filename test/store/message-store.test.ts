@@ -625,8 +625,12 @@ test('deleting a topic whose messages are not yet dispatched does not resurrect 
   const dir = newDir();
   let store = await MessageStore.open({ rootDir: dir, ...small, flushMode: 'SYNC' });
   for (let i = 0; i < 3; i++) void store.put({ topic: 'Gone', queueId: 0, body: Buffer.from(`old${i}`) });
-  await store.deleteTopic('Gone');
+  await store.waitDispatched();
+  for (let i = 3; i < 6; i++) void store.put({ topic: 'Gone', queueId: 0, body: Buffer.from(`old${i}`) });
+  const deleting = store.deleteTopic('Gone');
+  // A message that arrives while the deletion runs belongs to the new topic.
   const r = await store.put({ topic: 'Gone', queueId: 0, body: Buffer.from('new') });
+  await deleting;
   assert.equal(r.queueOffset, 0);
   await store.put({ topic: 'Other', queueId: 0, body: Buffer.from('other') });
   await store.waitDispatched();
