@@ -40,7 +40,10 @@ const baseDir = values.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tsmq-bench-
 const TOPIC = 'BenchTopic';
 const QUEUES = 8;
 const body = Buffer.alloc(SIZE, 0x61);
-const props = 'TAGS\u0001bench\u0002';
+// Like every RocketMQ client, each message carries a unique id (UNIQ_KEY), which the index stores.
+let uniq = 0;
+const props = () =>
+  `TAGS\u0001bench\u0002UNIQ_KEY\u00017F0000010000${(uniq++).toString(16).toUpperCase().padStart(20, '0')}\u0002`;
 
 function pct(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
@@ -65,7 +68,7 @@ async function appendAsync(dir: string): Promise<void> {
       while (issued < MESSAGES && issued - done < window) {
         const i = issued++;
         const start = process.hrtime.bigint();
-        store.put({ topic: TOPIC, queueId: i % QUEUES, body, properties: props }).then(() => {
+        store.put({ topic: TOPIC, queueId: i % QUEUES, body, properties: props() }).then(() => {
           lat[i] = Number(process.hrtime.bigint() - start) / 1e6;
           done++;
           if (done === MESSAGES) resolve();
@@ -165,7 +168,7 @@ async function appendSync(dir: string, appenders: number): Promise<void> {
     Array.from({ length: appenders }, async (_, a) => {
       while (Date.now() < deadline) {
         const s = process.hrtime.bigint();
-        await store.put({ topic: TOPIC, queueId: a % QUEUES, body, properties: props });
+        await store.put({ topic: TOPIC, queueId: a % QUEUES, body, properties: props() });
         lats.push(Number(process.hrtime.bigint() - s) / 1e6);
       }
     }),
@@ -199,7 +202,7 @@ async function recoveryChild(dir: string, mib: number): Promise<void> {
     const pump = () => {
       while (issued < n && issued - done < 8192) {
         const i = issued++;
-        store.put({ topic: TOPIC, queueId: i % QUEUES, body, properties: props }).then(() => {
+        store.put({ topic: TOPIC, queueId: i % QUEUES, body, properties: props() }).then(() => {
           done++;
           if (done === n) resolve();
           else pump();

@@ -16,9 +16,9 @@
  *   flushed   every byte below it was fdatasync'ed (survives a power loss).
  *
  * Single writer, batched: `append` is synchronous — it assigns the offset and encodes the record
- * into the open batch with no await in between, so offsets are dense and in call order. The writer
- * issues one positional write per batch, one batch at a time; appends that arrive while a write is
- * in flight form the next batch. SYNC flush is a group commit: after a write, one fdatasync covers
+ * into the open batch with no await in between, so offsets are dense and in call order. Every
+ * append of one event-loop turn lands in one batch, written with one positional write; up to two
+ * batches are in flight at once, and `written` advances over them strictly in log order. SYNC flush is a group commit: after a write, one fdatasync covers
  * every append waiting at that moment. A failed write or fdatasync puts the log in a failed state
  * (fail-stop): its waiters and every later append get STORE_IO_ERROR, since after a failed fsync
  * the kernel's page cache can no longer be trusted to match the disk; a restart recovers.
@@ -90,6 +90,15 @@ interface Batch {
 }
 
 const ARENA_BYTES = 4 * 1024 * 1024;
+/** Batches being written at once (each in its own libuv thread). */
+const MAX_WRITES_IN_FLIGHT = 2;
+
+interface InflightWrite {
+  batch: Batch;
+  settled: boolean;
+  failed: boolean;
+  error: unknown;
+}
 
 export class CommitLog {
   readonly dir: string;
@@ -103,7 +112,7 @@ export class CommitLog {
   private arenaPos = 0;
   private open: Batch | undefined;
   private readonly sealed: Batch[] = [];
-  private writing = false;
+  private readonly inflight: InflightWrite[] = [];
   private writeScheduled = false;
   private flushing = false;
   private readonly flushWaiters: Waiter[] = [];
@@ -323,70 +332,85 @@ export class CommitLog {
   }
 
   private scheduleWrite(): void {
-    if (this.writing || this.writeScheduled) return;
+    if (this.writeScheduled || this.inflight.length >= MAX_WRITES_IN_FLIGHT) return;
     this.writeScheduled = true;
     // setImmediate lets every append of this event-loop turn join the batch.
     setImmediate(() => {
       this.writeScheduled = false;
-      void this.writeLoop();
+      this.pumpWrites();
     });
   }
 
-  private async writeLoop(): Promise<void> {
-    if (this.writing) return;
-    this.writing = true;
-    try {
-      for (;;) {
-        if (this.sealed.length === 0) this.seal();
-        const batch = this.sealed.shift();
-        if (!batch) break;
-        if (this.failure) {
-          for (const w of batch.waiters) w.reject(this.failure);
-          continue;
-        }
-        try {
-          await batch.segment.ready;
-          const len = batch.end - batch.begin;
-          await writeFully(
-            this.io,
-            batch.segment.fd,
-            batch.arena,
-            batch.begin,
-            len,
-            batch.start - batch.segment.base,
-          );
-          const seg = batch.segment;
-          if (batch.start + len === seg.base + seg.capacity) {
-            // The segment ends with its blank record: give the file its full size, so the next
-            // segment's name follows from this one's size.
-            await this.io.ftruncate(seg.fd, seg.capacity);
-          }
-        } catch (e) {
-          this.fail('write', e);
-          for (const w of batch.waiters) w.reject(this.failure);
-          continue;
-        }
-        const chunk = batch.arena.subarray(batch.begin, batch.end);
-        this.written = batch.start + chunk.length;
-        this.addToCache(batch.start, chunk);
-        let needFlush = false;
-        for (const w of batch.waiters) {
-          if (w.durable) {
-            this.flushWaiters.push(w);
-            needFlush = true;
-          } else {
-            w.resolve(w.value);
-          }
-        }
-        this.onWritten(this.written);
-        // Under SYNC flush every write is followed by a flush, also for appends that do not wait
-        // for it (WAIT=false): consumers only see flushed bytes.
-        if (needFlush || this.flushWaiters.length > 0 || this.opts.flushMode === 'SYNC') this.kickFlush();
+  /**
+   * Starts writes, up to MAX_WRITES_IN_FLIGHT at a time (positional writes to disjoint ranges, so
+   * the kernel may complete them in any order); `completeWrites` takes their results in log order.
+   */
+  private pumpWrites(): void {
+    while (this.inflight.length < MAX_WRITES_IN_FLIGHT) {
+      if (this.sealed.length === 0) this.seal();
+      const batch = this.sealed.shift();
+      if (!batch) return;
+      if (this.failure) {
+        for (const w of batch.waiters) w.reject(this.failure);
+        continue;
       }
-    } finally {
-      this.writing = false;
+      const entry: InflightWrite = { batch, settled: false, failed: false, error: undefined };
+      this.inflight.push(entry);
+      this.writeBatch(batch).then(
+        () => {
+          entry.settled = true;
+          this.completeWrites();
+        },
+        (e: unknown) => {
+          entry.settled = true;
+          entry.failed = true;
+          entry.error = e;
+          this.completeWrites();
+        },
+      );
     }
-    if (this.open || this.sealed.length > 0) this.scheduleWrite();
+  }
+
+  private async writeBatch(batch: Batch): Promise<void> {
+    const seg = batch.segment;
+    await seg.ready;
+    const len = batch.end - batch.begin;
+    await writeFully(this.io, seg.fd, batch.arena, batch.begin, len, batch.start - seg.base);
+    if (batch.start + len === seg.base + seg.capacity) {
+      // The segment ends with its blank record: give the file its full size, so the next
+      // segment's name follows from this one's size.
+      await this.io.ftruncate(seg.fd, seg.capacity);
+    }
+  }
+
+  /** Takes finished writes in log order: `written` only ever covers a gap-free prefix. */
+  private completeWrites(): void {
+    while (this.inflight.length > 0 && this.inflight[0]!.settled) {
+      const { batch, failed, error } = this.inflight.shift()!;
+      if (failed) this.fail('write', error);
+      if (this.failure) {
+        for (const w of batch.waiters) w.reject(this.failure);
+        continue;
+      }
+      const chunk = batch.arena.subarray(batch.begin, batch.end);
+      this.written = batch.start + chunk.length;
+      this.addToCache(batch.start, chunk);
+      let needFlush = false;
+      for (const w of batch.waiters) {
+        if (w.durable) {
+          this.flushWaiters.push(w);
+          needFlush = true;
+        } else {
+          w.resolve(w.value);
+        }
+      }
+      this.onWritten(this.written);
+      // Under SYNC flush every write is followed by a flush, also for appends that do not wait
+      // for it (WAIT=false): consumers only see flushed bytes.
+      if (needFlush || this.flushWaiters.length > 0 || this.opts.flushMode === 'SYNC') this.kickFlush();
+    }
+    // What arrived meanwhile goes out at once: it is the next batch.
+    this.pumpWrites();
   }
 
   private kickFlush(): void {
