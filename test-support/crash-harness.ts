@@ -11,19 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { decodeRecords, MessageStore } from '../src/store/index.js';
 import { CRASH_QUEUES, CRASH_TOPICS, crashMessage, crashStoreOptions, seqOfBody } from './crash-workload.js';
+import { mulberry32 } from './prng.js';
 
 const childPath = new URL('./crash-child.js', import.meta.url).pathname;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface CrashRunOptions {
   rounds: number;

@@ -2,19 +2,10 @@
  * The deterministic workload of the crash tests: message `seq` is fully determined by its number,
  * so a verifier can regenerate and compare it byte for byte.
  */
+import { mulberry32 } from './prng.js';
+
 export const CRASH_TOPICS = ['CrashA', 'CrashB', 'CrashC'] as const;
 export const CRASH_QUEUES = 4;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface CrashMessage {
   topic: string;

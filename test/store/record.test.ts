@@ -30,22 +30,13 @@ import {
   writeBlankRecord,
   writeRecord,
 } from '../../src/store/record.js';
+import { mulberry32 } from '../../test-support/prng.js';
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness. Override with TSMQ_SEED=<n> to replay; the seed is printed on failure.
 // ---------------------------------------------------------------------------------------------
 
 const BASE_SEED = process.env.TSMQ_SEED !== undefined ? Number(process.env.TSMQ_SEED) : 0x5eed1234;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   readonly next: () => number;
