@@ -4,10 +4,18 @@
  * Directory layout: `consumequeue/<topic>/<queueId>/<20-digit byte offset>` (see consume-queue.ts
  * for the file format). A missing `consumequeue` directory opens as an empty store: the queues
  * are derived data, and the dispatcher rebuilds them from the commit log.
+ *
+ * Descriptors: all queues draw from one DescriptorBudget of `maxOpenFiles` (default 256), so the
+ * number of open files does not grow with the number of queues (see consume-queue.ts).
  */
 import path from 'node:path';
 import { assert, TsmqError } from '../common/errors.js';
-import { ConsumeQueue, type ConsumeQueueOptions } from './consume-queue.js';
+import {
+  ConsumeQueue,
+  type ConsumeQueueOptions,
+  DEFAULT_MAX_OPEN_FILES,
+  DescriptorBudget,
+} from './consume-queue.js';
 import type { FileIo } from './io.js';
 
 /** Queues opened (or flushed, truncated, corrected) at once: bounds descriptors and queued I/O. */
@@ -21,6 +29,8 @@ const DELETED_MARK = '.deleted-';
 export class ConsumeQueueStore {
   private readonly byTopic = new Map<string, Map<number, ConsumeQueue>>();
   private closed = false;
+  /** The descriptors of every queue of this store. */
+  private readonly budget: DescriptorBudget;
 
   private constructor(
     private readonly io: FileIo,
@@ -29,6 +39,7 @@ export class ConsumeQueueStore {
   ) {
     assert(Number.isSafeInteger(opts.unitsPerFile) && opts.unitsPerFile > 0, 'unitsPerFile > 0');
     assert(Number.isSafeInteger(opts.tailCacheUnits) && opts.tailCacheUnits >= 0, 'tailCacheUnits >= 0');
+    this.budget = new DescriptorBudget(opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
   }
 
   /** Loads every topic/queue directory found under `<root>/consumequeue`. */
@@ -48,7 +59,7 @@ export class ConsumeQueueStore {
       }
     }
     const queues = await mapLimit(found, IO_CONCURRENCY, ({ topic, queueId }) =>
-      ConsumeQueue.open(io, rootDir, topic, queueId, opts),
+      ConsumeQueue.open(io, rootDir, topic, queueId, opts, store.budget),
     );
     for (const q of queues) store.add(q);
     return store;
@@ -73,7 +84,7 @@ export class ConsumeQueueStore {
     if (!Number.isInteger(queueId) || queueId < 0 || queueId > MAX_QUEUE_ID) {
       throw new TsmqError('QUEUE_ID_INVALID', `queue id ${queueId} is not in [0, ${MAX_QUEUE_ID}]`);
     }
-    const q = ConsumeQueue.createEmpty(this.io, this.rootDir, topic, queueId, this.opts);
+    const q = ConsumeQueue.createEmpty(this.io, this.rootDir, topic, queueId, this.opts, this.budget);
     this.add(q);
     return q;
   }
@@ -112,7 +123,9 @@ export class ConsumeQueueStore {
   }
 
   async truncateAllByPhysicalOffset(physicalEnd: number): Promise<void> {
-    await eachLimit(this.all(), IO_CONCURRENCY, (q) => q.truncateByPhysicalOffset(physicalEnd));
+    await eachLimit(this.all(), IO_CONCURRENCY, async (q) => {
+      if (!q.isClosed()) await q.truncateByPhysicalOffset(physicalEnd);
+    });
   }
 
   async correctAllMinOffsets(minPhysical: number): Promise<void> {
@@ -125,6 +138,7 @@ export class ConsumeQueueStore {
   async maxPhysicalEnd(): Promise<number> {
     let max = -1;
     await eachLimit(this.all(), IO_CONCURRENCY, async (q) => {
+      if (q.isClosed()) return;
       const end = await q.maxPhysicalEnd();
       max = Math.max(max, end);
     });
@@ -159,6 +173,20 @@ export class ConsumeQueueStore {
     if (this.closed) return;
     this.closed = true;
     await eachLimit(this.all(), IO_CONCURRENCY, (q) => q.close());
+  }
+
+  /**
+   * Stops as a crash would: waits for flushes already writing, then closes every descriptor
+   * without flushing what is pending. Rejects with the first failure after all have been tried.
+   */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    await eachLimit(this.all(), IO_CONCURRENCY, (q) => q.abandon());
+  }
+
+  /** Descriptors of this store's queues open (or being opened or closed) right now. */
+  openDescriptors(): number {
+    return this.budget.held();
   }
 }
 

@@ -45,14 +45,46 @@
  * Flush writes file after file, each written and fdatasync'ed before the next one is touched, so
  * a crash cannot leave a later file ahead of an earlier one.
  *
+ * Max-offset hint, `<root>/consumequeue/<topic>/<queueId>/maxoffset`, 20 bytes, big-endian:
+ *
+ *     0          4          8                           16         20
+ *     +----------+----------+---------------------------+----------+
+ *     | magic    | version  | maxOffset           int64 | crc32    |
+ *     | u32      | u32 = 1  |                           | u32      |
+ *     +----------+----------+---------------------------+----------+
+ *
+ *   magic    0x43514d58 ("CQMX")
+ *   crc32    CRC-32 (zlib) of bytes [0, 16)
+ *
+ * Why: dropping trailing zero units at open cannot tell zeros a crash left from holes that are
+ * part of the queue. A queue rebuilt from a log whose head was deleted starts with holes
+ * (say units [0, 50)); if recovery then cuts away every real unit, the file holds only those 50
+ * holes and the next open would find maxOffset 0, handing offsets 0-49 (consumed already) to new
+ * messages. So whenever the queue's durable end is left on holes (a truncation, or a flush that
+ * ends on holes after one), the end is written here, and `open()` takes
+ * max(hint, end found in the files). The hint never exceeds the durable end: it is written after
+ * the units below it are fdatasync'ed, and a truncation lowers it before it cuts the files, so a
+ * replay below it is always a true replay. It is written atomically (temp file, fsync, rename,
+ * directory fsync): a crash leaves the old or the new hint, and a stale `maxoffset.tmp` is removed
+ * at open. A hint whose magic, version or CRC is wrong fails the open (STORE_LAYOUT_INVALID).
+ * A queue that never ends on holes never writes one.
+ *
+ * Descriptors: every queue of a ConsumeQueueStore draws from one `DescriptorBudget` (default 256
+ * descriptors for all queues together). A descriptor stays open after use, idle, until the budget
+ * is needed for another file; then the least recently used idle one is closed. A descriptor in
+ * use by a read, write, flush or truncation is never closed under it: when all are in use, the
+ * next open waits for one to be released. Each operation holds one descriptor at a time, so
+ * waiting cannot deadlock. A queue opened on its own gets a small budget of its own.
+ *
  * Not persisted: the minimum offset set by retention (`correctMinOffset`). After a restart the
  * minimum is the first real unit on disk until the store calls `correctMinOffset` again. The file
  * holding the last unit is never deleted by retention, so the maximum offset survives restarts
  * (the store rebuilds the next queue offset of each queue from it).
  */
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { assert, TsmqError } from '../common/errors.js';
-import { type FileIo, readFully, writeFully } from './io.js';
+import { type FileIo, readFully, writeFileAtomic, writeFully } from './io.js';
 
 export const CQ_UNIT_BYTES = 20;
 
@@ -61,11 +93,22 @@ export interface ConsumeQueueOptions {
   unitsPerFile: number;
   /** Recent units kept in memory after they are flushed, so tail reads need no syscall. Default 4096. */
   tailCacheUnits: number;
+  /**
+   * Open descriptors allowed for all queues of a ConsumeQueueStore together (default 256); for a
+   * queue opened on its own, for that queue (default 5).
+   */
+  maxOpenFiles?: number;
 }
+
+/** Default descriptor budget shared by all queues of a store. */
+export const DEFAULT_MAX_OPEN_FILES = 256;
+/** Default budget of a queue opened outside a store: the tail file and a few catch-up reads. */
+export const STANDALONE_MAX_OPEN_FILES = 5;
 
 export const DEFAULT_CONSUME_QUEUE_OPTIONS: Readonly<ConsumeQueueOptions> = Object.freeze({
   unitsPerFile: 300_000,
   tailCacheUnits: 4096,
+  maxOpenFiles: DEFAULT_MAX_OPEN_FILES,
 });
 
 const TWO_32 = 0x1_0000_0000;
@@ -73,9 +116,12 @@ const TWO_32 = 0x1_0000_0000;
 const MIN_MEM_UNITS = 64;
 /** Units per read while scanning files at open (80 KiB). */
 const SCAN_CHUNK_UNITS = 4096;
-/** Descriptors of non-tail files a queue keeps open for catch-up reads. */
-const READ_FDS_PER_QUEUE = 4;
 const FILE_NAME = /^\d{20}$/;
+/** The max-offset hint (see the top of the file). */
+const HINT_NAME = 'maxoffset';
+const HINT_MAGIC = 0x43514d58;
+const HINT_VERSION = 1;
+export const CQ_HINT_BYTES = 20;
 const EMPTY = Buffer.alloc(0);
 
 /** The directory of one queue's files. */
@@ -173,12 +219,125 @@ class RwLock {
   }
 }
 
-/** One file of the queue. Its descriptor is opened on first use and shared by concurrent users. */
-interface CqFile {
+/** An idle descriptor the budget may close to make room for another. */
+export interface IdleDescriptor {
+  /**
+   * Detaches the descriptor from its owner (synchronously, so nobody uses it afterwards) and
+   * closes it. Resolves once it is closed; the budget then frees its slot.
+   */
+  evict(): Promise<void>;
+}
+
+/**
+ * A limit on open descriptors, shared by every queue of a store. A slot is taken before a
+ * descriptor is opened and freed after it is closed, so at no moment are more than `max` open.
+ * Descriptors not in use are kept open (the next read or flush of the same file needs no
+ * `open`) in least-recently-used order, and the least recent is closed when a slot is needed.
+ * When every slot is in use, `take` waits for the first one to be released.
+ */
+export class DescriptorBudget {
+  readonly max: number;
+  /** Descriptors open, being opened or being closed. */
+  private taken = 0;
+  /** Open descriptors nobody uses, least recently used first (a Set keeps insertion order). */
+  private readonly idle = new Set<IdleDescriptor>();
+  private readonly waiters: Array<() => void> = [];
+  /** Evictions under way, each of which will hand its slot to a waiter. */
+  private evicting = 0;
+
+  constructor(max: number) {
+    assert(Number.isSafeInteger(max) && max >= 1, `descriptor budget must be an integer >= 1, got ${max}`);
+    this.max = max;
+  }
+
+  /** Descriptors open, being opened or being closed (at most `max`). */
+  held(): number {
+    return this.taken;
+  }
+
+  /** Takes a slot for a descriptor about to be opened; pair with `release` once it is closed. */
+  take(): Promise<void> {
+    // Slots are handed from releaser to waiter directly, so a free slot means nobody waits.
+    if (this.taken < this.max) {
+      this.taken++;
+      return Promise.resolve();
+    }
+    const granted = new Promise<void>((grant) => this.waiters.push(grant));
+    this.evictForWaiters();
+    return granted;
+  }
+
+  /** Frees the slot of a descriptor that has been closed (or failed to open). */
+  release(): void {
+    const next = this.waiters.shift();
+    if (next !== undefined) next();
+    else this.taken--;
+  }
+
+  /** The descriptor is no longer in use: it may be closed when its slot is needed. */
+  markIdle(d: IdleDescriptor): void {
+    this.idle.delete(d);
+    this.idle.add(d);
+    this.evictForWaiters();
+  }
+
+  /** The descriptor is in use, or being closed by its owner: the budget must not touch it. */
+  markBusy(d: IdleDescriptor): void {
+    this.idle.delete(d);
+  }
+
+  private evictForWaiters(): void {
+    while (this.waiters.length > this.evicting && this.idle.size > 0) {
+      const lru: IdleDescriptor = this.idle.values().next().value!;
+      this.idle.delete(lru);
+      this.evicting++;
+      void lru
+        .evict()
+        .catch(() => undefined) // a failed close still frees the descriptor number (Linux, POSIX)
+        .then(() => {
+          this.evicting--;
+          this.release();
+        });
+    }
+  }
+}
+
+export function encodeMaxOffsetHint(maxOffset: number): Buffer {
+  assert(Number.isSafeInteger(maxOffset) && maxOffset >= 0, `bad max offset ${maxOffset}`);
+  const b = Buffer.alloc(CQ_HINT_BYTES);
+  b.writeUInt32BE(HINT_MAGIC, 0);
+  b.writeUInt32BE(HINT_VERSION, 4);
+  const hi = Math.floor(maxOffset / TWO_32);
+  b.writeUInt32BE(hi, 8);
+  b.writeUInt32BE(maxOffset - hi * TWO_32, 12);
+  b.writeUInt32BE(crc32(b.subarray(0, 16)) >>> 0, 16);
+  return b;
+}
+
+export type MaxOffsetHintDecoded = { ok: true; maxOffset: number } | { ok: false; reason: string };
+
+export function decodeMaxOffsetHint(b: Uint8Array): MaxOffsetHintDecoded {
+  if (b.length !== CQ_HINT_BYTES) return { ok: false, reason: `${b.length} bytes, not ${CQ_HINT_BYTES}` };
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
+  if (buf.readUInt32BE(0) !== HINT_MAGIC) return { ok: false, reason: 'bad magic' };
+  if (buf.readUInt32BE(4) !== HINT_VERSION) return { ok: false, reason: `version ${buf.readUInt32BE(4)}` };
+  if (buf.readUInt32BE(16) !== crc32(buf.subarray(0, 16)) >>> 0) return { ok: false, reason: 'bad CRC' };
+  const maxOffset = buf.readUInt32BE(8) * TWO_32 + buf.readUInt32BE(12);
+  if (!Number.isSafeInteger(maxOffset)) return { ok: false, reason: `max offset ${maxOffset} out of range` };
+  return { ok: true, maxOffset };
+}
+
+/**
+ * One file of the queue. Its descriptor is opened on first use, shared by concurrent users and
+ * kept open while idle until the budget closes it (`evict`).
+ */
+interface CqFile extends IdleDescriptor {
   readonly index: number;
   readonly path: string;
   fd: number | undefined;
   opening: Promise<number> | undefined;
+  /** The close of a detached descriptor, while it runs. */
+  closing: Promise<void> | undefined;
   users: number;
   /** False until the directory entry of a newly created file has been fsync'ed. */
   entryDurable: boolean;
@@ -222,14 +381,14 @@ export class ConsumeQueue {
    */
   private diskCut: number | undefined;
 
+  /** The max-offset hint on disk (0 without one) and one still to be written (see the top of the file). */
+  private hintOff = 0;
+  private hintDue: number | undefined;
+
   private closed = false;
   private readonly lock = new RwLock();
   private flushTail: Promise<void> = Promise.resolve();
-  /**
-   * Non-tail files read from lately, least recent first; their descriptors stay open for the next
-   * catch-up read (consumer groups lagging at different places each keep theirs).
-   */
-  private recentReads: CqFile[] = [];
+  private readonly budget: DescriptorBudget;
 
   private constructor(
     io: FileIo,
@@ -237,6 +396,7 @@ export class ConsumeQueue {
     topic: string,
     queueId: number,
     opts: ConsumeQueueOptions,
+    budget: DescriptorBudget | undefined,
   ) {
     assert(Number.isSafeInteger(opts.unitsPerFile) && opts.unitsPerFile > 0, 'unitsPerFile > 0');
     assert(Number.isSafeInteger(opts.tailCacheUnits) && opts.tailCacheUnits >= 0, 'tailCacheUnits >= 0');
@@ -247,17 +407,23 @@ export class ConsumeQueue {
     this.dir = consumeQueueDir(rootDir, topic, queueId);
     this.unitsPerFile = opts.unitsPerFile;
     this.tailCacheUnits = opts.tailCacheUnits;
+    this.budget = budget ?? new DescriptorBudget(opts.maxOpenFiles ?? STANDALONE_MAX_OPEN_FILES);
   }
 
-  /** Loads the queue's files, dropping a torn tail. A queue without files starts empty at offset 0. */
+  /**
+   * Loads the queue's files, dropping a torn tail. A queue without files starts empty at offset 0.
+   * Its descriptors count against `budget` (a store passes the one all its queues share); without
+   * one the queue gets its own of `opts.maxOpenFiles` (default 5).
+   */
   static async open(
     io: FileIo,
     rootDir: string,
     topic: string,
     queueId: number,
     opts: ConsumeQueueOptions,
+    budget?: DescriptorBudget,
   ): Promise<ConsumeQueue> {
-    const q = new ConsumeQueue(io, rootDir, topic, queueId, opts);
+    const q = new ConsumeQueue(io, rootDir, topic, queueId, opts, budget);
     await q.load();
     return q;
   }
@@ -272,16 +438,17 @@ export class ConsumeQueue {
     topic: string,
     queueId: number,
     opts: ConsumeQueueOptions,
+    budget?: DescriptorBudget,
   ): ConsumeQueue {
-    return new ConsumeQueue(io, rootDir, topic, queueId, opts);
+    return new ConsumeQueue(io, rootDir, topic, queueId, opts, budget);
   }
 
-  /** First valid logical offset. */
-  /** Closed or destroyed: no more reads, puts or flushes. */
+  /** Closed, abandoned or destroyed: no more reads, puts or flushes. */
   isClosed(): boolean {
     return this.closed;
   }
 
+  /** First valid logical offset. */
   minOffset(): number {
     return this.minOff;
   }
@@ -400,36 +567,45 @@ export class ConsumeQueue {
   }
 
   private async flushOnce(): Promise<void> {
-    if ((this.flushedOff >= this.maxOff && this.diskCut === undefined) || this.closed) return;
+    if (this.closed) return;
+    if (this.flushedOff >= this.maxOff && this.diskCut === undefined && this.hintDue === undefined) return;
     // A truncation the disk has not seen yet deletes files: that needs the exclusive lock.
     const exclusive = this.diskCut !== undefined;
     await (exclusive ? this.lock.exclusive() : this.lock.shared());
     this.flushing = true;
     try {
-      if (this.closed) return; // destroyed while we waited
+      if (this.closed) return; // destroyed or abandoned while we waited
       if (this.diskCut !== undefined) await this.applyDiskCut();
+      await this.writeHintIfDue();
       const end = this.maxOff;
+      // Pending units are in memory. Ending on a hole (left by a truncation), the files alone
+      // would not tell where the queue ends after a restart: the hint will.
+      const endsOnHole = end > this.flushedOff && this.mem.readInt32BE(this.memIndex(end - 1) + 8) === 0;
       while (this.flushedOff < end) {
         const from = this.flushedOff;
         const index = Math.floor(from / this.unitsPerFile);
         const fileStart = index * this.unitsPerFile;
         const to = Math.min(end, fileStart + this.unitsPerFile);
-        const file = await this.fileForWrite(index);
-        const fd = await this.acquire(file);
+        const file = await this.acquireForWrite(index);
         try {
+          const fd = file.fd!;
           // Computed right before the write: `put` may have moved the window to a new buffer.
-          const memPos = (this.head + (from - this.memStart)) * CQ_UNIT_BYTES;
+          const memPos = this.memIndex(from);
           const bytes = (to - from) * CQ_UNIT_BYTES;
           await writeFully(this.io, fd, this.mem, memPos, bytes, (from - fileStart) * CQ_UNIT_BYTES);
           await this.io.fdatasync(fd);
         } finally {
-          await this.release(file);
+          this.release(file);
         }
         if (!file.entryDurable) {
           await this.io.fsyncDir(this.dir);
           file.entryDurable = true;
         }
         this.flushedOff = to;
+      }
+      if (endsOnHole) {
+        this.hintDue = end;
+        await this.writeHintIfDue();
       }
     } finally {
       this.flushing = false;
@@ -440,27 +616,34 @@ export class ConsumeQueue {
     this.shrinkMemory();
   }
 
-  /** The file with this index, created (with its directory) if it does not exist yet. */
-  private async fileForWrite(index: number): Promise<CqFile> {
+  /** Byte position in `mem` of the unit at `offset` (which must be in memory). */
+  private memIndex(offset: number): number {
+    return (this.head + (offset - this.memStart)) * CQ_UNIT_BYTES;
+  }
+
+  /**
+   * The file with this index, acquired (release it), created with its directory if it does not
+   * exist yet.
+   */
+  private async acquireForWrite(index: number): Promise<CqFile> {
     const existing = this.files.get(index);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      await this.acquire(existing);
+      return existing;
+    }
     if (!this.dirReady) await this.makeDir();
     const file = this.newFile(index);
-    let fd: number;
     try {
       // Any file at this path is not ours (we believe it does not exist): start it afresh.
-      fd = await this.io.open(file.path, 'w+');
+      await this.acquire(file, 'w+');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       await this.makeDir(); // the directory was deleted under us
-      fd = await this.io.open(file.path, 'w+');
+      await this.acquire(file, 'w+');
     }
-    file.fd = fd;
     file.entryDurable = false;
-    const previousLast = this.files.get(this.lastIndex);
     this.files.set(index, file);
     this.updateBounds();
-    if (previousLast !== undefined) await this.closeIfIdle(previousLast);
     return file;
   }
 
@@ -475,16 +658,34 @@ export class ConsumeQueue {
     this.dirReady = true;
   }
 
+  /** Persists `hintDue`, if set (a lock is held). On failure it stays due, and the next flush retries. */
+  private async writeHintIfDue(): Promise<void> {
+    const due = this.hintDue;
+    if (due === undefined) return;
+    if (!this.dirReady) await this.makeDir();
+    await this.budget.take();
+    try {
+      await writeFileAtomic(this.io, path.join(this.dir, HINT_NAME), encodeMaxOffsetHint(due));
+    } finally {
+      this.budget.release();
+    }
+    this.hintOff = due;
+    if (this.hintDue === due) this.hintDue = undefined;
+  }
+
   private newFile(index: number): CqFile {
     const startByte = index * this.unitsPerFile * CQ_UNIT_BYTES;
-    return {
+    const file: CqFile = {
       index,
       path: path.join(this.dir, fileName(startByte)),
       fd: undefined,
       opening: undefined,
+      closing: undefined,
       users: 0,
       entryDurable: true,
+      evict: () => this.detach(file) ?? Promise.resolve(),
     };
+    return file;
   }
 
   private updateBounds(): void {
@@ -502,79 +703,98 @@ export class ConsumeQueue {
     return [...this.files.keys()].sort((a, b) => a - b);
   }
 
-  private async acquire(file: CqFile): Promise<number> {
+  /**
+   * The file's descriptor, opened (within the budget) if it is not open. The file is in use, and
+   * its descriptor safe from the budget, until the matching `release`.
+   */
+  private async acquire(file: CqFile, flags: 'r+' | 'w+' = 'r+'): Promise<number> {
     file.users++;
     try {
-      if (file.fd !== undefined) return file.fd;
-      if (file.opening === undefined) {
-        file.opening = this.io.open(file.path, 'r+').then(
-          (fd) => {
-            file.fd = fd;
-            file.opening = undefined;
-            return fd;
-          },
-          (e: unknown) => {
-            file.opening = undefined;
-            throw e;
-          },
-        );
+      if (file.fd !== undefined) {
+        if (file.users === 1) this.budget.markBusy(file);
+        return file.fd;
       }
+      if (file.opening === undefined) file.opening = this.openFile(file, flags);
       return await file.opening;
     } catch (e) {
-      file.users--;
+      this.release(file);
       throw e;
     }
   }
 
-  /** Keeps at most 1 + READ_FDS_PER_QUEUE descriptors per queue open: the last file's and the recently read ones. */
-  private async release(file: CqFile): Promise<void> {
+  private async openFile(file: CqFile, flags: 'r+' | 'w+'): Promise<number> {
+    await this.budget.take();
+    let fd: number;
+    try {
+      fd = await this.io.open(file.path, flags);
+    } catch (e) {
+      file.opening = undefined;
+      this.budget.release();
+      throw e;
+    }
+    file.fd = fd;
+    file.opening = undefined;
+    return fd;
+  }
+
+  /** Ends a use; the descriptor stays open, idle, until the budget needs its slot. */
+  private release(file: CqFile): void {
     file.users--;
-    await this.closeIfIdle(file);
+    if (file.users === 0 && file.fd !== undefined) this.budget.markIdle(file);
   }
 
-  private async closeIfIdle(file: CqFile): Promise<void> {
-    if (file.users > 0 || file.fd === undefined) return;
-    if (file.index === this.lastIndex && this.files.get(file.index) === file && !this.closed) return;
-    if (this.recentReads.includes(file)) return;
+  /**
+   * Takes the descriptor away from the file (synchronously) and closes it; undefined if it has
+   * none. The caller frees the budget slot once the returned promise settles.
+   */
+  private detach(file: CqFile): Promise<void> | undefined {
     const fd = file.fd;
+    if (fd === undefined) return undefined;
+    assert(file.users === 0, 'closing a descriptor in use');
     file.fd = undefined;
-    await this.io.close(fd);
+    this.budget.markBusy(file);
+    const closing = this.io.close(fd).finally(() => {
+      if (file.closing === closing) file.closing = undefined;
+    });
+    file.closing = closing;
+    return closing;
   }
 
-  private async noteRecentRead(file: CqFile): Promise<void> {
-    const reads = this.recentReads;
-    if (reads[reads.length - 1] === file) return;
-    this.forgetRecentRead(file);
-    reads.push(file);
-    if (reads.length > READ_FDS_PER_QUEUE) await this.closeIfIdle(reads.shift()!);
+  /** Closes the file's descriptor, if open, and frees its slot. */
+  private async closeFd(file: CqFile): Promise<void> {
+    const closing = this.detach(file);
+    if (closing === undefined) return;
+    try {
+      await closing;
+    } finally {
+      this.budget.release();
+    }
   }
 
-  private forgetRecentRead(file: CqFile): void {
-    const i = this.recentReads.indexOf(file);
-    if (i >= 0) this.recentReads.splice(i, 1);
-  }
-
+  /** Closes every descriptor (exclusive lock held); rejects with the first failure once all are closed. */
   private async closeAllFds(): Promise<void> {
-    this.recentReads = [];
+    let failed = false;
+    let failure: unknown;
     for (const f of this.files.values()) {
       assert(f.users === 0, 'no file users under the exclusive lock');
-      if (f.fd !== undefined) {
-        const fd = f.fd;
-        f.fd = undefined;
-        await this.io.close(fd);
+      try {
+        await this.closeFd(f);
+        // One the budget is closing right now is closed before we return.
+        await f.closing?.catch(() => undefined);
+      } catch (e) {
+        if (!failed) {
+          failed = true;
+          failure = e;
+        }
       }
     }
+    if (failed) throw failure;
   }
 
   /** Removes a file from disk and from the map (exclusive lock held). */
   private async deleteFile(file: CqFile): Promise<void> {
     assert(file.users === 0, 'no file users under the exclusive lock');
-    this.forgetRecentRead(file);
-    if (file.fd !== undefined) {
-      const fd = file.fd;
-      file.fd = undefined;
-      await this.io.close(fd);
-    }
+    await this.closeFd(file);
     try {
       await this.io.unlink(file.path);
     } catch (e) {
@@ -658,8 +878,7 @@ export class ConsumeQueue {
         try {
           got = await readFully(this.io, fd, out, pos, readBytes, (o - fileStart) * CQ_UNIT_BYTES);
         } finally {
-          if (index !== this.lastIndex) await this.noteRecentRead(file);
-          await this.release(file);
+          this.release(file);
         }
       }
       if (got < bytes) out.fill(0, pos + got, pos + bytes);
@@ -723,6 +942,7 @@ export class ConsumeQueue {
       const stored = this.storedStart();
       if (cut === this.minOff && stored < cut) cut = await this.searchPhysical(stored, cut, physicalEnd);
       if (cut < this.maxOff) {
+        const durable = this.flushedOff;
         if (cut < this.memStart) {
           this.memStart = cut;
           this.head = 0;
@@ -731,8 +951,15 @@ export class ConsumeQueue {
         this.flushedOff = Math.min(this.flushedOff, cut);
         this.minOff = Math.min(this.minOff, cut);
         this.diskCut = Math.min(this.diskCut ?? cut, cut);
+        if (this.hintDue !== undefined && this.hintDue > cut) this.hintDue = undefined;
+        // With nothing pending below the cut, the cut is the durable end. The hint must say so if
+        // the files alone would not (the unit before it is a hole), and must never stay above it.
+        if (cut <= durable && this.hintOff !== cut) {
+          if (this.hintOff > cut || (await this.endsOnHole(cut))) this.hintDue = cut;
+        }
       }
-      // Memory is cut already; if cutting the files fails, the next flush or truncation retries.
+      // Memory is cut already; if cutting the files (or writing the hint) fails, the next flush
+      // or truncation retries.
       await this.applyDiskCut();
     } finally {
       this.lock.releaseExclusive();
@@ -744,6 +971,9 @@ export class ConsumeQueue {
    * even if empty, so its name still tells where the queue ends after a restart. Exclusive lock held.
    */
   private async applyDiskCut(): Promise<void> {
+    // The hint first: written after the cut, a crash in between could leave it below the holes
+    // that end the queue. Before, it is at most the durable end either way.
+    await this.writeHintIfDue();
     const cut = this.diskCut;
     if (cut === undefined) return;
     const cutIndex = Math.floor(cut / this.unitsPerFile);
@@ -764,10 +994,23 @@ export class ConsumeQueue {
           await this.io.fdatasync(fd);
         }
       } finally {
-        await this.release(file);
+        this.release(file);
       }
     }
     this.diskCut = undefined;
+  }
+
+  /**
+   * Whether the unit before `end` is a hole (a lock is held). A unit that cannot be read counts as
+   * one: a needless hint costs a small write, a missing one can hand out offsets again.
+   */
+  private async endsOnHole(end: number): Promise<boolean> {
+    if (end === 0) return false;
+    try {
+      return (await this.keyOf(end - 1, end - 1)) < 0;
+    } catch {
+      return true;
+    }
   }
 
   /**
@@ -876,6 +1119,23 @@ export class ConsumeQueue {
     if (failure !== undefined) throw failure;
   }
 
+  /**
+   * Stops as a crash would: waits for a flush already writing, then closes every descriptor
+   * without writing what is pending (or a pending cut of the files). Flushes requested but not
+   * started are dropped. The queue cannot be used afterwards.
+   */
+  async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true; // refuses puts, reads and flushes from now on
+    await this.flushTail;
+    await this.lock.exclusive(); // reads in flight finish first
+    try {
+      await this.closeAllFds();
+    } finally {
+      this.lock.releaseExclusive();
+    }
+  }
+
   /** Deletes the queue's files and directory. The queue cannot be used afterwards. */
   async destroy(): Promise<void> {
     await this.lock.exclusive();
@@ -905,9 +1165,15 @@ export class ConsumeQueue {
 
   private async load(): Promise<void> {
     const fileBytes = this.unitsPerFile * CQ_UNIT_BYTES;
-    const names = (await this.io.readdir(this.dir)).filter((n) => FILE_NAME.test(n));
-    if (names.length === 0) return;
+    const entries = await this.io.readdir(this.dir);
+    if (entries.length === 0) return;
     this.dirReady = true;
+    if (entries.includes(`${HINT_NAME}.tmp`)) {
+      // A hint write cut short; the hint itself is whole (old or new).
+      await this.io.unlink(path.join(this.dir, `${HINT_NAME}.tmp`)).catch(() => undefined);
+    }
+    if (entries.includes(HINT_NAME)) this.hintOff = await this.readHint();
+    const names = entries.filter((n) => FILE_NAME.test(n));
     const sizes = new Map<number, number>();
     for (const name of names) {
       const startByte = Number(name);
@@ -932,21 +1198,29 @@ export class ConsumeQueue {
     }
 
     try {
-      this.maxOff = await this.loadTail(sizes);
+      // Trailing holes the files cannot vouch for are dropped; the hint vouches for those below it.
+      const tail = names.length > 0 ? await this.loadTail(sizes) : 0;
+      this.maxOff = Math.max(tail, this.hintOff);
       this.minOff = await this.scanFirstReal(this.maxOff);
       this.flushedOff = this.maxOff;
       this.memStart = this.maxOff;
     } finally {
       // Idle queues hold no descriptors; the last file is reopened by the first flush.
-      for (const f of this.files.values()) {
-        if (f.fd !== undefined) {
-          const fd = f.fd;
-          f.fd = undefined;
-          await this.io.close(fd);
-        }
-      }
-      this.recentReads = [];
+      await this.closeAllFds();
     }
+  }
+
+  private async readHint(): Promise<number> {
+    await this.budget.take();
+    let bytes: Buffer;
+    try {
+      bytes = await this.io.readFile(path.join(this.dir, HINT_NAME));
+    } finally {
+      this.budget.release();
+    }
+    const hint = decodeMaxOffsetHint(bytes);
+    if (!hint.ok) throw this.layoutError(`${HINT_NAME}: ${hint.reason}`);
+    return hint.maxOffset;
   }
 
   /** Drops a partial unit and trailing holes at the tail; returns maxOffset. */
@@ -991,7 +1265,7 @@ export class ConsumeQueue {
       }
       return -1;
     } finally {
-      file.users--;
+      this.release(file);
     }
   }
 
@@ -1001,7 +1275,7 @@ export class ConsumeQueue {
       await this.io.ftruncate(fd, length);
       await this.io.fdatasync(fd);
     } finally {
-      file.users--;
+      this.release(file);
     }
   }
 
@@ -1021,7 +1295,7 @@ export class ConsumeQueue {
         try {
           got = await readFully(this.io, fd, buf, 0, bytes, (o - fileStart) * CQ_UNIT_BYTES);
         } finally {
-          file.users--;
+          this.release(file);
         }
         const gotUnits = Math.floor(got / CQ_UNIT_BYTES);
         for (let i = 0; i < gotUnits; i++) {

@@ -65,6 +65,8 @@ export class IndexService {
   private tail: Promise<void> = Promise.resolve();
   private ioError: TsmqError | undefined;
   private closed = false;
+  /** Queries under way; each may hold a descriptor of a sealed file until it ends. */
+  private readonly queries = new Set<Promise<unknown>>();
 
   private constructor(io: FileIo, dir: string, opts: IndexOptions, clock: Clock, files: IndexFile[]) {
     this.io = io;
@@ -146,8 +148,18 @@ export class IndexService {
    * (to the second; see IndexFile.judge), newest first, de-duplicated, at most maxNum. Files are
    * searched newest first, skipping those whose time range does not overlap.
    */
-  async query(key: string, beginMs: number, endMs: number, maxNum: number): Promise<number[]> {
-    if (this.closed) throw new TsmqError('STORE_CLOSED', 'the index is closed');
+  query(key: string, beginMs: number, endMs: number, maxNum: number): Promise<number[]> {
+    if (this.closed) return Promise.reject(new TsmqError('STORE_CLOSED', 'the index is closed'));
+    const run = this.queryFiles(key, beginMs, endMs, maxNum);
+    this.queries.add(run);
+    const done = () => {
+      this.queries.delete(run);
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  private async queryFiles(key: string, beginMs: number, endMs: number, maxNum: number): Promise<number[]> {
     const out: number[] = [];
     if (maxNum <= 0 || beginMs > endMs) return out;
     const keyHash = indexKeyHash(key);
@@ -258,18 +270,47 @@ export class IndexService {
 
   /** Flushes and closes. Later calls of any method fail with STORE_CLOSED. */
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    if (this.closed) return this.tail;
     this.closed = true;
     return this.serialize(async () => {
       try {
         await this.flushLocked();
       } finally {
-        for (const f of this.files) await f.closeFd(this.io);
+        await this.closeFds();
       }
     });
   }
 
+  /**
+   * Stops as a crash would: waits for the flushes already requested (a full file's background
+   * flush among them) and for queries under way, then closes every descriptor without flushing
+   * what is pending. Later calls of any method fail with STORE_CLOSED.
+   */
+  abandon(): Promise<void> {
+    if (this.closed) return this.tail;
+    this.closed = true;
+    return this.serialize(() => this.closeFds());
+  }
+
   // ---- internals ----
+
+  /** Closes every file's descriptor once the queries under way are done (serialized). */
+  private async closeFds(): Promise<void> {
+    await Promise.allSettled([...this.queries]);
+    let failed = false;
+    let failure: unknown;
+    for (const f of this.files) {
+      try {
+        await f.closeFd(this.io);
+      } catch (e) {
+        if (!failed) {
+          failed = true;
+          failure = e;
+        }
+      }
+    }
+    if (failed) throw failure;
+  }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.tail.then(fn);

@@ -55,6 +55,8 @@ export interface MessageStoreOptions {
   maxUnwrittenBytes: number;
   cqUnitsPerFile: number;
   cqTailCacheUnits: number;
+  /** Open consume-queue files at most, shared by all queues (least recently used ones close). */
+  cqMaxOpenFiles: number;
   messageIndexEnable: boolean;
   indexSlotCount: number;
   indexMaxEntries: number;
@@ -84,6 +86,7 @@ export const defaultStoreOptions: Omit<MessageStoreOptions, 'rootDir'> = {
   maxUnwrittenBytes: 64 * 1024 * 1024,
   cqUnitsPerFile: 300_000,
   cqTailCacheUnits: 4096,
+  cqMaxOpenFiles: 256,
   messageIndexEnable: true,
   indexSlotCount: 500_000,
   indexMaxEntries: 2_000_000,
@@ -285,6 +288,7 @@ export class MessageStore {
     const cqs = await ConsumeQueueStore.open(io, rootDir, {
       unitsPerFile: opts.cqUnitsPerFile,
       tailCacheUnits: opts.cqTailCacheUnits,
+      maxOpenFiles: opts.cqMaxOpenFiles,
     });
     const index = await IndexService.open(
       io,
@@ -801,6 +805,9 @@ export class MessageStore {
     await this.checkpointRunning?.catch(() => undefined);
     await this.retention.idle();
     await this.commitLog.abandon();
+    await this.consumeQueues.abandon().catch(() => undefined);
+    await this.index.abandon().catch(() => undefined);
+    await this.checkpoint.close().catch(() => undefined);
     const lockPath = path.join(this.opts.rootDir, 'lock');
     await this.opts.io.unlink(lockPath).catch(() => undefined);
     locksHeldHere.delete(lockPath);

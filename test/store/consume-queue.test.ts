@@ -7,12 +7,17 @@ import { isTsmqError } from '../../src/common/errors.js';
 import {
   ConsumeQueue,
   type ConsumeQueueOptions,
+  CQ_HINT_BYTES,
   CQ_UNIT_BYTES,
   consumeQueueDir,
+  DEFAULT_MAX_OPEN_FILES,
+  decodeMaxOffsetHint,
+  encodeMaxOffsetHint,
   unitAt,
 } from '../../src/store/consume-queue.js';
 import { ConsumeQueueStore } from '../../src/store/consume-queue-store.js';
 import { type FileIo, nodeFileIo } from '../../src/store/io.js';
+import { waitUntil } from '../../test-support/store-fixtures.js';
 
 const TOPIC = 'TopicTest';
 const OPTS: ConsumeQueueOptions = { unitsPerFile: 10, tailCacheUnits: 4 };
@@ -75,6 +80,59 @@ function filesOf(queueId = 0): Array<[string, number]> {
 
 function name(startUnit: number): string {
   return String(startUnit * CQ_UNIT_BYTES).padStart(20, '0');
+}
+
+/**
+ * A FileIo that tracks the descriptors it hands out (open now, and the most open at once), counts
+ * I/O on descriptors it does not consider open (closed under a user), and can hold reads and
+ * fdatasyncs.
+ */
+function countingIo(inner: FileIo = nodeFileIo) {
+  const paths = new Map<number, string>();
+  const stats = { highWater: 0, onClosedFd: 0 };
+  const hooks: {
+    beforeRead?: (path: string) => Promise<void> | void;
+    beforeFdatasync?: (path: string) => Promise<void> | void;
+  } = {};
+  const checkOpen = (fd: number): string => {
+    const p = paths.get(fd);
+    if (p === undefined) stats.onClosedFd++;
+    return p ?? '';
+  };
+  const io: FileIo = {
+    ...inner,
+    open: async (p, flags) => {
+      const fd = await inner.open(p, flags);
+      paths.set(fd, p);
+      stats.highWater = Math.max(stats.highWater, paths.size);
+      return fd;
+    },
+    close: (fd) => {
+      checkOpen(fd);
+      paths.delete(fd);
+      return inner.close(fd);
+    },
+    read: async (fd, buf, offset, length, position) => {
+      await hooks.beforeRead?.(checkOpen(fd));
+      checkOpen(fd);
+      return inner.read(fd, buf, offset, length, position);
+    },
+    write: (fd, buf, offset, length, position) => {
+      checkOpen(fd);
+      return inner.write(fd, buf, offset, length, position);
+    },
+    fdatasync: async (fd) => {
+      await hooks.beforeFdatasync?.(checkOpen(fd));
+      checkOpen(fd);
+      return inner.fdatasync(fd);
+    },
+  };
+  return { io, stats, hooks, openFds: () => paths.size };
+}
+
+/** Lets pending I/O callbacks and promise reactions run. */
+async function settle(rounds = 20): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
 describe('ConsumeQueue', () => {
@@ -464,6 +522,101 @@ describe('ConsumeQueue', () => {
     await assert.rejects(cq.readUnits(0, 1), (e: unknown) => isTsmqError(e, 'STORE_CLOSED'));
   });
 
+  test('maxOffset never goes backwards across restarts when the queue ends on holes', async () => {
+    // A queue rebuilt after the log head was deleted: its first real unit is 50, units 0-49 are
+    // holes inside the first file (never written: they read as zeros).
+    const opts = { unitsPerFile: 100, tailCacheUnits: 4 };
+    const cq = await openCq(nodeFileIo, opts);
+    putRange(cq, 50, 60);
+    await cq.flush();
+    // A crash cut the log before unit 50: recovery cuts the queue to 50 holes.
+    await cq.truncateByPhysicalOffset(unitFor(50).physicalOffset);
+    assert.equal(cq.maxOffset(), 50);
+    assert.deepEqual(filesOf(), [
+      [name(0), 50 * CQ_UNIT_BYTES],
+      ['maxoffset', CQ_HINT_BYTES],
+    ]);
+    await cq.close();
+    for (const round of [1, 2]) {
+      const again = await openCq(nodeFileIo, opts);
+      assert.equal(again.maxOffset(), 50, `reopen ${round}: offsets 0-49 are not handed out again`);
+      assert.equal(again.minOffset(), 50, `reopen ${round}`);
+      assert.equal(await again.maxPhysicalEnd(), -1);
+      await again.close();
+    }
+    // New messages continue at 50, and a real tail needs no hint to survive a restart.
+    const next = await openCq(nodeFileIo, opts);
+    putRange(next, 50, 53);
+    await next.close();
+    const third = await openCq(nodeFileIo, opts);
+    assert.deepEqual([third.minOffset(), third.maxOffset()], [50, 53]);
+    assert.deepEqual(decodeAll(await third.readUnits(50, 10)), expected(50, 53));
+  });
+
+  test('the max-offset hint follows truncations down and covers holes written by a flush', async () => {
+    const cq = await openCq();
+    putRange(cq, 0, 10);
+    putRange(cq, 20, 25); // nothing pending at the gap: 10-19 are holes never written
+    await cq.flush();
+    await cq.truncateByPhysicalOffset(unitFor(20).physicalOffset);
+    assert.equal(cq.maxOffset(), 20);
+    await cq.close();
+    const a = await openCq();
+    assert.equal(a.maxOffset(), 20);
+    // Cut below the hint: the hint comes down with the queue, so the units the log will bring
+    // again at 5-19 are not taken for replays of units already stored.
+    await a.truncateByPhysicalOffset(unitFor(5).physicalOffset);
+    assert.equal(a.maxOffset(), 5);
+    await a.close();
+    const b = await openCq();
+    assert.equal(b.maxOffset(), 5);
+    putRange(b, 5, 8);
+    b.put(10, unitFor(10).physicalOffset, unitFor(10).size, unitFor(10).tagsCode); // 8, 9 holes, pending
+    // Truncated with its holes still pending; the flush then writes them as the tail.
+    await b.truncateByPhysicalOffset(unitFor(10).physicalOffset);
+    assert.equal(b.maxOffset(), 10);
+    await b.flush();
+    await b.close();
+    const c = await openCq();
+    assert.equal(c.maxOffset(), 10);
+    assert.deepEqual(decodeAll(await c.readUnits(0, 100)), [...expected(0, 8), HOLE, HOLE]);
+  });
+
+  test('max-offset hint codec: layout, and any damaged byte is refused', async () => {
+    const max = 2 ** 53 - 1;
+    const b = encodeMaxOffsetHint(max);
+    assert.equal(b.length, CQ_HINT_BYTES);
+    assert.equal(b.readUInt32BE(0), 0x43514d58);
+    assert.equal(b.readUInt32BE(4), 1);
+    assert.equal(b.readBigUInt64BE(8), BigInt(max));
+    assert.deepEqual(decodeMaxOffsetHint(b), { ok: true, maxOffset: max });
+    assert.deepEqual(decodeMaxOffsetHint(encodeMaxOffsetHint(50)), { ok: true, maxOffset: 50 });
+    for (let i = 0; i < CQ_HINT_BYTES; i++) {
+      const bad = Buffer.from(b);
+      bad[i]! ^= 0x10;
+      assert.equal(decodeMaxOffsetHint(bad).ok, false, `byte ${i}`);
+    }
+    assert.equal(decodeMaxOffsetHint(b.subarray(0, 19)).ok, false);
+
+    // On disk: a damaged hint fails the open; a temp file left by a cut-short write is removed.
+    const cq = await openCq();
+    putRange(cq, 3, 5);
+    await cq.truncateByPhysicalOffset(unitFor(3).physicalOffset);
+    await cq.close();
+    const dir = consumeQueueDir(root, TOPIC, 0);
+    fs.writeFileSync(path.join(dir, 'maxoffset.tmp'), 'half');
+    const again = await openCq();
+    assert.equal(again.maxOffset(), 3);
+    assert.equal(fs.existsSync(path.join(dir, 'maxoffset.tmp')), false);
+    await again.close();
+    const hint = fs.readFileSync(path.join(dir, 'maxoffset'));
+    hint[10]! ^= 1;
+    fs.writeFileSync(path.join(dir, 'maxoffset'), hint);
+    await assert.rejects(ConsumeQueue.open(nodeFileIo, root, TOPIC, 0, OPTS), (e: unknown) =>
+      isTsmqError(e, 'STORE_LAYOUT_INVALID'),
+    );
+  });
+
   test('seeded model check: puts, gaps, flushes, reads, truncation, retention, faults and reopens', async () => {
     const seed = Number(process.env.TSMQ_SEED ?? 20240601);
     let s = seed >>> 0;
@@ -502,14 +655,6 @@ describe('ConsumeQueue', () => {
       for (let step = 0; step < 1000; step++) {
         faults = true;
         const op = rand(100);
-        console.error(
-          step,
-          op,
-          min,
-          units.length,
-          (cq as unknown as Record<string, unknown>).flushedOff,
-          (cq as unknown as Record<string, unknown>).memStart,
-        );
         if (op < 50) {
           if (rand(12) === 0) {
             const gap = 1 + rand(15);
@@ -556,19 +701,12 @@ describe('ConsumeQueue', () => {
           faults = false;
           await cq.close(); // flushes, and retries a pending cut of the files
           cq = await openCq(io, opts, 9);
-          // A restart forgets trailing holes (left by truncating right after a gap), down to the
-          // last real unit or the start of the first file left.
-          let lastReal = units.length;
-          while (lastReal > 0 && units[lastReal - 1] === undefined) lastReal--;
-          assert.ok(
-            cq.maxOffset() >= lastReal && cq.maxOffset() <= units.length,
-            where(step, 'max after reopen'),
-          );
-          units.length = cq.maxOffset();
-          min = Math.min(min, units.length);
+          // Nothing is forgotten, trailing holes included (left by truncating right after a gap):
+          // the max-offset hint keeps the end the files alone cannot tell.
+          assert.equal(cq.maxOffset(), units.length, where(step, 'max after reopen'));
           // The minimum is not persisted: it falls back to the first unit on disk until corrected.
-          assert.ok(cq.minOffset() <= min, where(step, `min after reopen: ${cq.minOffset()} > ${min}`));
           const r = firstRealAtOrAfter(min);
+          assert.ok(cq.minOffset() <= r, where(step, `min after reopen: ${cq.minOffset()} > ${r}`));
           const minPhysical = r < units.length ? units[r]!.physicalOffset : physical;
           assert.equal(await cq.correctMinOffset(minPhysical), r, where(step, 'min corrected after reopen'));
           min = r;
@@ -657,6 +795,140 @@ describe('ConsumeQueueStore', () => {
     const q = third.get('T', 0)!;
     assert.deepEqual([q.minOffset(), q.maxOffset()], [40, 44]);
     await third.close();
+  });
+
+  test('300 queues flushed and read hold at most the shared descriptor budget', async () => {
+    const { io, stats, openFds } = countingIo();
+    const opts = { unitsPerFile: 10, tailCacheUnits: 0 }; // every read goes to the files
+    const store = await ConsumeQueueStore.open(io, root, opts);
+    const queues: ConsumeQueue[] = [];
+    for (let i = 0; i < 300; i++) queues.push(store.getOrCreate(`T${i % 10}`, Math.floor(i / 10)));
+    for (const q of queues) putRange(q, 0, 25); // three files each
+    await store.flushAll();
+    const reads = await Promise.all(queues.map((q) => q.readUnits(0, 100)));
+    for (const r of reads) assert.deepEqual(decodeAll(r), expected(0, 25));
+    assert.ok(stats.highWater <= DEFAULT_MAX_OPEN_FILES, `${stats.highWater} descriptors open at once`);
+    assert.ok(store.openDescriptors() <= DEFAULT_MAX_OPEN_FILES);
+    await store.close();
+    assert.equal(openFds(), 0);
+
+    // A tight budget, below the store's I/O concurrency: opens wait for a slot.
+    const tight = await ConsumeQueueStore.open(io, root, { ...opts, maxOpenFiles: 4 });
+    stats.highWater = 0;
+    const all = tight.all();
+    assert.equal(all.length, 300);
+    const again = await Promise.all(all.map((q) => q.readUnits(0, 100)));
+    for (const r of again) assert.deepEqual(decodeAll(r), expected(0, 25));
+    for (const q of all) putRange(q, 25, 32);
+    await tight.flushAll();
+    const tails = await Promise.all(all.map((q) => q.readUnits(20, 100)));
+    for (const r of tails) assert.deepEqual(decodeAll(r), expected(20, 32));
+    assert.ok(stats.highWater <= 4, `${stats.highWater} descriptors open at once`);
+    await tight.close();
+    assert.equal(openFds(), 0);
+    assert.equal(stats.onClosedFd, 0, 'no I/O on a descriptor after it was closed');
+  });
+
+  test('a descriptor in use is never closed under its read; other queues wait for it', async () => {
+    const { io, stats, hooks, openFds } = countingIo();
+    const store = await ConsumeQueueStore.open(io, root, {
+      unitsPerFile: 10,
+      tailCacheUnits: 0,
+      maxOpenFiles: 1,
+    });
+    const a = store.getOrCreate('A', 0);
+    const b = store.getOrCreate('B', 0);
+    putRange(a, 0, 5);
+    putRange(b, 0, 5);
+    await store.flushAll();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = false;
+    hooks.beforeRead = (p) => {
+      if (held || !p.includes(`${path.sep}A${path.sep}`)) return;
+      held = true;
+      return gate;
+    };
+    const ra = a.readUnits(0, 5);
+    await waitUntil(() => held, 5000, "A's read to start");
+    let bDone = false;
+    const rb = b.readUnits(0, 5).then((buf) => {
+      bDone = true;
+      return buf;
+    });
+    await settle();
+    assert.equal(bDone, false, "B waits for the only slot, held by A's read");
+    assert.equal(openFds(), 1);
+    release();
+    assert.deepEqual(decodeAll(await ra), expected(0, 5));
+    assert.deepEqual(decodeAll(await rb), expected(0, 5));
+    assert.equal(stats.highWater, 1);
+    assert.equal(stats.onClosedFd, 0);
+    await store.close();
+    assert.equal(openFds(), 0);
+  });
+
+  test('abandon waits for the flush in flight, closes every descriptor and keeps only what was flushed', async () => {
+    const { io, hooks, openFds } = countingIo();
+    const store = await ConsumeQueueStore.open(io, root, OPTS);
+    const a = store.getOrCreate('A', 0);
+    const b = store.getOrCreate('B', 1);
+    putRange(a, 0, 12);
+    putRange(b, 0, 3);
+    await store.flushAll();
+    assert.ok(openFds() > 0);
+    putRange(a, 12, 18);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = false;
+    hooks.beforeFdatasync = () => {
+      if (held) return;
+      held = true;
+      return gate;
+    };
+    const inFlight = a.flush();
+    await waitUntil(() => held, 5000, 'the flush to reach its fdatasync');
+    putRange(a, 18, 25); // pending, never flushed
+    putRange(b, 3, 9);
+    let abandoned = false;
+    const done = store.abandon().then(() => {
+      abandoned = true;
+    });
+    await settle();
+    assert.equal(abandoned, false, 'abandon waits for the flush that is writing');
+    release();
+    await inFlight;
+    await done;
+    assert.equal(openFds(), 0, 'no descriptor left open');
+    assert.equal(store.openDescriptors(), 0);
+    assert.throws(
+      () => a.put(25, 1, 1, 0),
+      (e: unknown) => isTsmqError(e, 'STORE_CLOSED'),
+    );
+    await assert.rejects(a.flush(), (e: unknown) => isTsmqError(e, 'STORE_CLOSED'));
+    await store.abandon(); // a second call is a no-op
+
+    const again = await ConsumeQueueStore.open(nodeFileIo, root, OPTS);
+    assert.equal(again.get('A', 0)?.maxOffset(), 18);
+    assert.equal(again.get('B', 1)?.maxOffset(), 3);
+    assert.deepEqual(decodeAll(await again.get('A', 0)!.readUnits(0, 100)), expected(0, 18));
+    await again.close();
+  });
+
+  test('maxPhysicalEnd and truncateAllByPhysicalOffset skip destroyed queues', async () => {
+    const store = await ConsumeQueueStore.open(nodeFileIo, root, OPTS);
+    putRange(store.getOrCreate('A', 0), 0, 5);
+    putRange(store.getOrCreate('A', 1), 0, 8);
+    await store.flushAll();
+    await store.get('A', 1)!.destroy();
+    assert.equal(await store.maxPhysicalEnd(), unitFor(4).physicalOffset + unitFor(4).size);
+    await store.truncateAllByPhysicalOffset(unitFor(2).physicalOffset);
+    assert.equal(store.get('A', 0)!.maxOffset(), 2);
+    await store.close();
   });
 
   test('getOrCreate refuses names that cannot be directories', async () => {

@@ -20,6 +20,7 @@ import {
 } from '../../src/store/index-file.js';
 import { type IndexOptions, IndexService } from '../../src/store/index-service.js';
 import { type FileIo, nodeFileIo } from '../../src/store/io.js';
+import { waitUntil } from '../../test-support/store-fixtures.js';
 
 const T0 = 1_700_000_000_000; // a whole second
 const TINY: IndexOptions = { slotCount: 16, maxEntries: 50 };
@@ -52,13 +53,16 @@ function rng(seed: number): () => number {
 }
 
 /**
- * A FileIo that can fail fdatasync or header writes on demand, counts calls, and can "crash":
- * close every descriptor it handed out, as the kernel does when a process dies.
+ * A FileIo that can fail fdatasync or header writes on demand, hold fdatasyncs, counts calls,
+ * and can "crash": close every descriptor it handed out, as the kernel does when a process dies.
  */
 class FaultyIo implements FileIo {
   failFdatasync = false;
   failHeaderWrite = false;
   fdatasyncs = 0;
+  /** While set, every fdatasync waits for it; `heldFdatasyncs` counts those that did. */
+  holdFdatasync: Promise<void> | undefined;
+  heldFdatasyncs = 0;
   readonly openFds = new Set<number>();
   private readonly base = nodeFileIo;
 
@@ -80,9 +84,13 @@ class FaultyIo implements FileIo {
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     return this.base.read(fd, buf, offset, length, position);
   }
-  fdatasync(fd: number): Promise<void> {
+  async fdatasync(fd: number): Promise<void> {
     this.fdatasyncs++;
-    if (this.failFdatasync) return Promise.reject(new Error('injected EIO'));
+    if (this.failFdatasync) throw new Error('injected EIO');
+    if (this.holdFdatasync !== undefined) {
+      this.heldFdatasyncs++;
+      await this.holdFdatasync;
+    }
     return this.base.fdatasync(fd);
   }
   fsync = (fd: number) => this.base.fsync(fd);
@@ -596,6 +604,63 @@ describe('IndexService', () => {
     assert.deepEqual(fs.readdirSync(path.join(root, 'index')), [name]);
     assert.deepEqual(await svc.query('T#k', 0, Number.MAX_SAFE_INTEGER, 10), [1]);
     await svc.close();
+  });
+
+  test('abandon waits for the background flush of a full file, then closes every descriptor without flushing', async () => {
+    const io = new FaultyIo();
+    const clock = new ManualClock(T0);
+    const opts = { slotCount: 16, maxEntries: 20 }; // 19 entries per file
+    const svc = await IndexService.open(io, root, opts, clock);
+    const put = (from: number, to: number) => {
+      for (let i = from; i < to; i++) svc.put(`T#k${i}`, i * 100, T0 + i * 1000);
+    };
+    put(0, 10);
+    await svc.flush();
+    let release!: () => void;
+    io.holdFdatasync = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    put(10, 19); // the file is full: its flush starts in the background
+    await waitUntil(() => io.heldFdatasyncs > 0, 5000, 'the background flush to reach its fdatasync');
+    put(19, 24); // a new active file, never flushed
+    let abandoned = false;
+    const done = svc.abandon().then(() => {
+      abandoned = true;
+    });
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(abandoned, false, 'abandon waits for the flush under way');
+    io.holdFdatasync = undefined;
+    release();
+    await done;
+    assert.equal(io.openFds.size, 0, 'no descriptor left open');
+    assert.throws(
+      () => svc.put('T#k99', 9900, T0),
+      (e) => isTsmqError(e, 'STORE_CLOSED'),
+    );
+    await assert.rejects(svc.query('T#k0', 0, Number.MAX_SAFE_INTEGER, 10), (e) =>
+      isTsmqError(e, 'STORE_CLOSED'),
+    );
+    await svc.abandon(); // a second call is a no-op
+
+    // Reopened: the full file is there, the entries of the newer file are not.
+    const again = await IndexService.open(io, root, opts, clock);
+    for (let i = 0; i < 24; i++) {
+      const got = await again.query(`T#k${i}`, 0, Number.MAX_SAFE_INTEGER, 10);
+      assert.deepEqual(got, i < 19 ? [i * 100] : [], `key ${i}`);
+    }
+    assert.equal(again.maxPhysicalOffset(), 1800);
+    // The active file, flushed once, holds its descriptor: abandon closes it, and what was put
+    // after that flush is gone.
+    again.put('T#k50', 5000, T0 + 50_000);
+    await again.flush();
+    assert.ok(io.openFds.size > 0);
+    again.put('T#k51', 5100, T0 + 51_000);
+    await again.abandon();
+    assert.equal(io.openFds.size, 0);
+    const third = await IndexService.open(nodeFileIo, root, opts, clock);
+    assert.deepEqual(await third.query('T#k50', 0, Number.MAX_SAFE_INTEGER, 10), [5000]);
+    assert.deepEqual(await third.query('T#k51', 0, Number.MAX_SAFE_INTEGER, 10), []);
+    await third.close();
   });
 
   test('methods after close fail with STORE_CLOSED', async () => {
