@@ -826,18 +826,37 @@ export class MessageStore {
     const failed = this.commitLog.failed();
     if (!failed) await this.dispatcher.drain().catch(() => undefined);
     this.dispatcher.stop();
-    if (!failed && !this.dispatcher.blockedReason()) {
-      await this.writeCheckpoint(this.dispatcher.dispatchedOffset() === this.commitLog.flushedOffset());
+    // Only a checkpoint that made it to disk (after consume queues and index were flushed) makes
+    // this a clean shutdown; otherwise the abort marker stays and the next open recovers.
+    let clean = !failed && !this.dispatcher.blockedReason();
+    let error: unknown;
+    if (clean) {
+      try {
+        await this.writeCheckpoint(this.dispatcher.dispatchedOffset() === this.commitLog.flushedOffset());
+      } catch (e) {
+        clean = false;
+        error = e;
+      }
     }
-    await this.commitLog.close();
-    await this.consumeQueues.close();
-    await this.index.close();
-    await this.checkpoint.close();
+    // Every file is closed and the lock released, whatever fails on the way.
+    for (const step of [
+      () => this.commitLog.close(),
+      () => this.consumeQueues.close(),
+      () => this.index.close(),
+      () => this.checkpoint.close(),
+    ]) {
+      try {
+        await step();
+      } catch (e) {
+        error ??= e;
+      }
+    }
     const io = this.opts.io;
-    if (!failed) await io.unlink(path.join(this.opts.rootDir, 'abort')).catch(() => undefined);
+    if (clean) await io.unlink(path.join(this.opts.rootDir, 'abort')).catch(() => undefined);
     const lockPath = path.join(this.opts.rootDir, 'lock');
     await io.unlink(lockPath).catch(() => undefined);
     locksHeldHere.delete(lockPath);
+    if (error !== undefined) throw error;
   }
 }
 

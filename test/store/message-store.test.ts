@@ -675,3 +675,18 @@ test('appends are refused with STORE_BUSY while too many bytes wait to be writte
     await store.close();
   }
 });
+
+test('close releases everything even when its final flush fails, and the next open recovers', async () => {
+  const io = new FaultyIo();
+  const dir = newDir();
+  const store = await MessageStore.open({ rootDir: dir, ...small, io, checkpointIntervalMs: 3_600_000 });
+  const r = await store.put({ topic: 'Cl', queueId: 0, body: Buffer.from('kept') });
+  await store.waitDispatched();
+  io.failNext('fdatasync', 'checkpoint');
+  await assert.rejects(store.close());
+  assert.ok(fs.existsSync(path.join(dir, 'abort')), 'not a clean shutdown');
+  const again = await MessageStore.open({ rootDir: dir, ...small });
+  assert.ok(again.recovery.crashed);
+  assert.equal((await again.getMessageByPhysicalOffset(r.physicalOffset)).body.toString(), 'kept');
+  await again.close();
+});
