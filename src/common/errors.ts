@@ -3,8 +3,8 @@
  * code here and a row in docs/errors.md (a test keeps the two in step). Bugs are not catalogued:
  * they are assertion failures (see `assert` below) and crash loudly.
  *
- * Ranges: 1000–1099 message validation, 1100–1199 store state and I/O.
- * Later layers (remoting, broker, client) take their own ranges.
+ * Ranges: 1000–1099 message validation, 1100–1199 store state and I/O, 1200–1299 remoting
+ * (frames, connections, calls). Later layers (broker, client) take their own ranges.
  */
 export const ErrorCode = {
   /** The message (body + properties + topic) is larger than the configured maximum. */
@@ -44,6 +44,21 @@ export const ErrorCode = {
   STORE_VERSION_UNSUPPORTED: 1107,
   /** Too many bytes wait to be written (the disk is slow): the append is refused, retry later. */
   STORE_BUSY: 1108,
+
+  /** A remoting frame is longer than the frame limit (16 MiB by default). */
+  FRAME_TOO_LARGE: 1200,
+  /** A remoting frame's lengths are inconsistent (negative, or header longer than the frame). */
+  FRAME_INVALID: 1201,
+  /** A remoting header could not be parsed (bad JSON, bad binary layout, unknown serialize type). */
+  HEADER_INVALID: 1202,
+  /** A remote call got no response within its timeout. */
+  REMOTING_TIMEOUT: 1203,
+  /** The connection closed before the response arrived. */
+  CONNECTION_CLOSED: 1204,
+  /** Connecting to the remote address failed or timed out. */
+  CONNECT_FAILED: 1205,
+  /** Too many calls are in flight on this client or connection; the call was refused at once. */
+  TOO_MANY_IN_FLIGHT: 1206,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;
