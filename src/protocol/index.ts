@@ -1,0 +1,55 @@
+/**
+ * The remoting protocol codec: RocketMQ 4.x-compatible frames, headers and codes. Pure — bytes in,
+ * commands out — with no sockets, files or clocks; the remoting layer drives it. This is the
+ * module's only entry: import from here, not from the files beside it.
+ */
+export {
+  BINARY_HEADER_FIXED_BYTES,
+  decodeBinaryHeader,
+  encodeBinaryHeader,
+} from './binary-header.js';
+export {
+  LANGUAGE_NAMES,
+  LanguageCode,
+  type LanguageName,
+  type LanguageNumber,
+  languageFromName,
+  languageFromNumber,
+  RemotingFlag,
+  RequestCode,
+  type RequestCodeName,
+  ResponseCode,
+  type ResponseCodeName,
+  RPC_ONEWAY_BIT,
+  RPC_TYPE_BIT,
+  requestCodeName,
+  responseCodeName,
+  SerializeType,
+  type SerializeTypeCode,
+  type SerializeTypeName,
+} from './codes.js';
+export {
+  DEFAULT_MAX_FRAME_BYTES,
+  decodeFrame,
+  encodeCommand,
+  encodeCommandToBuffer,
+  FRAME_LENGTH_BYTES,
+  FRAME_PREFIX_BYTES,
+  FrameDecoder,
+  type FrameDecoderOptions,
+  MAX_HEADER_BYTES,
+} from './frame-codec.js';
+export { decodeJsonHeader, encodeJsonHeader, jsonHeaderText } from './json-header.js';
+export {
+  createRequest,
+  createResponse,
+  DEFAULT_LANGUAGE,
+  DEFAULT_VERSION,
+  isOneway,
+  isResponse,
+  nextOpaque,
+  OpaqueCounter,
+  type RemotingCommand,
+  type RequestOptions,
+  type ResponseOptions,
+} from './remoting-command.js';

@@ -1,0 +1,171 @@
+/**
+ * One remoting connection, either side: frames in and out, requests matched to responses by
+ * opaque, timeouts, a bound on calls in flight, and requests from the peer handed to a handler.
+ * The server and the client both build on it, so a broker can call a client back on the same
+ * connection (NOTIFY_CONSUMER_IDS_CHANGED, CHECK_TRANSACTION_STATE) exactly as a client calls it.
+ *
+ * Any frame that does not decode (too large, inconsistent lengths, bad header) closes the
+ * connection: the stream can no longer be trusted to be in step. Calls still waiting then fail
+ * with CONNECTION_CLOSED, and the peer's other connections are not affected.
+ */
+import type net from 'node:net';
+import { TsmqError } from '../common/errors.js';
+import {
+  encodeCommand,
+  FrameDecoder,
+  isOneway,
+  isResponse,
+  nextOpaque,
+  type RemotingCommand,
+} from '../protocol/index.js';
+
+export interface ChannelOptions {
+  /** Largest frame accepted from the peer. */
+  maxFrameBytes: number;
+  /** Calls (requests awaiting a response) this side may have in flight on the connection. */
+  maxInFlight: number;
+  /** Close the connection after this long without any traffic (0: never). */
+  idleTimeoutMs: number;
+}
+
+/** Handles a request from the peer; the returned command (if any) is sent back as the response. */
+export type RequestHandler = (
+  request: RemotingCommand,
+  channel: RemotingChannel,
+) => Promise<RemotingCommand | undefined> | RemotingCommand | undefined;
+
+interface Pending {
+  resolve: (cmd: RemotingCommand) => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class RemotingChannel {
+  private readonly decoder: FrameDecoder;
+  private readonly pending = new Map<number, Pending>();
+  private closedError: TsmqError | undefined;
+  private readonly closeListeners: Array<(why: string) => void> = [];
+  /** "host:port" of the peer. */
+  readonly remoteAddress: string;
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly opts: ChannelOptions,
+    private readonly onRequest: RequestHandler,
+  ) {
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes });
+    socket.setNoDelay(true);
+    if (opts.idleTimeoutMs > 0) {
+      socket.setTimeout(opts.idleTimeoutMs, () => this.close(`idle for ${opts.idleTimeoutMs} ms`));
+    }
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (e) => this.close(`socket error: ${e.message}`));
+    socket.on('close', () => this.close('closed by the peer'));
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  inFlight(): number {
+    return this.pending.size;
+  }
+
+  onClose(listener: (why: string) => void): void {
+    if (this.closedError) listener(this.closedError.message);
+    else this.closeListeners.push(listener);
+  }
+
+  private onData(chunk: Buffer): void {
+    let commands: RemotingCommand[];
+    try {
+      commands = this.decoder.push(chunk);
+    } catch (e) {
+      this.close(`undecodable frame from ${this.remoteAddress}: ${(e as Error).message}`);
+      return;
+    }
+    for (const cmd of commands) {
+      if (isResponse(cmd)) {
+        const p = this.pending.get(cmd.opaque);
+        if (!p) continue; // late response to a call that timed out
+        this.pending.delete(cmd.opaque);
+        clearTimeout(p.timer);
+        p.resolve(cmd);
+      } else {
+        void this.handle(cmd);
+      }
+    }
+  }
+
+  private async handle(request: RemotingCommand): Promise<void> {
+    let response: RemotingCommand | undefined;
+    try {
+      response = await this.onRequest(request, this);
+    } catch {
+      // The handler is expected to turn failures into responses; a throw here is a bug upstream
+      // and must not take the connection down.
+      response = undefined;
+    }
+    if (response && !isOneway(request) && !this.closed) this.write(response);
+  }
+
+  /** Sends a request and resolves with the peer's response. */
+  invoke(request: RemotingCommand, timeoutMs: number): Promise<RemotingCommand> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.pending.size >= this.opts.maxInFlight) {
+      return Promise.reject(
+        new TsmqError(
+          'TOO_MANY_IN_FLIGHT',
+          `${this.pending.size} calls are in flight to ${this.remoteAddress} (limit ${this.opts.maxInFlight})`,
+        ),
+      );
+    }
+    const opaque = nextOpaque();
+    const cmd: RemotingCommand = { ...request, opaque, flag: request.flag & ~0b11 };
+    return new Promise<RemotingCommand>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(opaque);
+        reject(
+          new TsmqError(
+            'REMOTING_TIMEOUT',
+            `no response from ${this.remoteAddress} to request code ${request.code} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.pending.set(opaque, { resolve, reject, timer });
+      this.write(cmd);
+    });
+  }
+
+  /** Sends a request that expects no response. */
+  invokeOneway(request: RemotingCommand): void {
+    if (this.closedError) throw this.closedError;
+    this.write({ ...request, opaque: nextOpaque(), flag: (request.flag & ~0b01) | 0b10 });
+  }
+
+  /** Writes one command (a response, or a prepared request). */
+  write(cmd: RemotingCommand): void {
+    if (this.closedError) return;
+    const parts = encodeCommand(cmd);
+    this.socket.cork();
+    for (const p of parts) this.socket.write(p);
+    this.socket.uncork();
+  }
+
+  /** Closes the connection; every call in flight fails with CONNECTION_CLOSED. */
+  close(why = 'closed'): void {
+    if (this.closedError) return;
+    this.closedError = new TsmqError(
+      'CONNECTION_CLOSED',
+      `connection to ${this.remoteAddress} closed: ${why}`,
+    );
+    for (const [opaque, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(opaque);
+      p.reject(this.closedError);
+    }
+    this.socket.destroy();
+    for (const l of this.closeListeners.splice(0)) l(why);
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * Shared by the remoting codec tests: a seeded random source, random commands, random chunking,
+ * and the invariant every decoded command must satisfy. Not a test file itself.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  LANGUAGE_NAMES,
+  type LanguageName,
+  type RemotingCommand,
+  type SerializeTypeCode,
+} from '../src/protocol/index.js';
+import { mulberry32 } from './prng.js';
+
+/** Override with TSMQ_SEED=<n> to replay a failure; the seed is printed with it. */
+export const BASE_SEED = process.env.TSMQ_SEED !== undefined ? Number(process.env.TSMQ_SEED) : 0x5eed4242;
+
+export class Rng {
+  readonly next: () => number;
+  constructor(readonly seed: number) {
+    this.next = mulberry32(seed);
+  }
+  /** An integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  bool(p = 0.5): boolean {
+    return this.next() < p;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(0, xs.length - 1)]!;
+  }
+  bytes(n: number): Buffer {
+    const b = Buffer.allocUnsafe(n);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) b.writeUInt32LE((this.next() * 4294967296) >>> 0, i);
+    for (; i < n; i++) b[i] = this.int(0, 255);
+    return b;
+  }
+  int32(): number {
+    return this.pick([0, 1, -1, 0x7fffffff, -0x80000000, this.int(-0x80000000, 0x7fffffff)]);
+  }
+  int16(): number {
+    return this.pick([0, 1, -1, 0x7fff, -0x8000, this.int(-0x8000, 0x7fff)]);
+  }
+}
+
+/** Runs `fn` as a test with a seeded Rng; a failure's message names the seed that replays it. */
+export function seeded(name: string, salt: number, fn: (rng: Rng) => void): void {
+  test(name, () => {
+    const seed = (BASE_SEED ^ salt) >>> 0;
+    try {
+      fn(new Rng(seed));
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      err.message = `[seed ${seed}; replay with TSMQ_SEED=${BASE_SEED}] ${err.message}`;
+      throw err;
+    }
+  });
+}
+
+// Characters that stress escaping and UTF-8: quotes, backslashes, control characters, the
+// RocketMQ property separators, 2-, 3- and 4-byte UTF-8 (an emoji is a surrogate pair).
+const PIECES = [
+  'a',
+  'Z',
+  '0',
+  ' ',
+  '"',
+  '\\',
+  '/',
+  '\n',
+  '\t',
+  '\u0000',
+  '\u0001',
+  '\u0002',
+  '\u007f',
+  'é',
+  'ß',
+  '中',
+  '文',
+  '✓',
+  '\u2028',
+  '\ufeff',
+  '😀',
+  '𝄞',
+  '{',
+  '}',
+  ':',
+  ',',
+];
+const KEYS = ['a', 'b', 'topic', 'queueId', '__proto__', 'constructor', 'toString', '', 'ключ', '🔑'];
+
+/** A well-formed (no lone surrogates) random string of up to `max` pieces. */
+export function randomText(rng: Rng, max: number): string {
+  const n = rng.int(0, max);
+  let s = '';
+  for (let i = 0; i < n; i++) s += rng.pick(PIECES);
+  return s;
+}
+
+/** Sets own properties even for `__proto__`. */
+export function record(entries: Iterable<readonly [string, string]>): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (k === '__proto__') {
+      Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+    } else {
+      o[k] = v;
+    }
+  }
+  return o;
+}
+
+export function randomExtFields(rng: Rng): Record<string, string> | undefined {
+  if (rng.bool(0.2)) return undefined;
+  const entries: [string, string][] = [];
+  const n = rng.int(0, 16);
+  for (let i = 0; i < n; i++) {
+    const key = rng.bool(0.3) ? rng.pick(KEYS) : randomText(rng, 8);
+    entries.push([key, randomText(rng, rng.bool(0.05) ? 400 : 12)]);
+  }
+  return record(entries);
+}
+
+/**
+ * A random command that `serializeType` can express: int16 code and version for the binary
+ * header, any int32 for JSON. Bodies: absent, empty, up to 2 KiB, and now and then a large one
+ * (64 KiB up to `maxBodyBytes`, default 1 MiB).
+ */
+export function randomCommand(
+  rng: Rng,
+  serializeType: SerializeTypeCode,
+  opts: { maxBodyBytes?: number } = {},
+): RemotingCommand {
+  const small = serializeType === 1;
+  const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
+  let body: Buffer | undefined;
+  const b = rng.int(0, 9);
+  if (b === 0) body = Buffer.alloc(0);
+  else if (b <= 3) body = undefined;
+  else if (b === 9 && rng.bool(0.05)) body = rng.bytes(rng.int(Math.min(64 * 1024, maxBody), maxBody));
+  else body = rng.bytes(rng.int(1, Math.min(2048, maxBody)));
+  return {
+    code: small ? rng.int16() : rng.int32(),
+    language: rng.pick(LANGUAGE_NAMES) as LanguageName,
+    version: small ? rng.int16() : rng.int32(),
+    opaque: rng.int32(),
+    flag: rng.int32(),
+    remark: rng.bool(0.4) ? undefined : randomText(rng, 30),
+    extFields: randomExtFields(rng),
+    body,
+    serializeType,
+  };
+}
+
+/**
+ * The command as it reads back: what the wire cannot tell from absent (an empty body; in a
+ * binary header an empty remark or map) becomes undefined, and the key order is canonical.
+ */
+export function normalize(cmd: RemotingCommand): RemotingCommand {
+  const binary = cmd.serializeType === 1;
+  const ext = cmd.extFields;
+  const emptyExt = ext !== undefined && Object.keys(ext).length === 0;
+  return {
+    code: cmd.code,
+    language: cmd.language,
+    version: cmd.version,
+    opaque: cmd.opaque,
+    flag: cmd.flag,
+    remark: binary && cmd.remark === '' ? undefined : cmd.remark,
+    extFields: binary && emptyExt ? undefined : ext,
+    body: cmd.body === undefined || cmd.body.length === 0 ? undefined : cmd.body,
+    serializeType: cmd.serializeType,
+  };
+}
+
+/** Cuts `buf` into chunks of random sizes (mostly small, sometimes large). */
+export function randomChunks(rng: Rng, buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let p = 0;
+  while (p < buf.length) {
+    const n = rng.bool(0.7) ? rng.int(1, 16) : rng.int(1, 4096);
+    out.push(buf.subarray(p, Math.min(buf.length, p + n)));
+    p += n;
+  }
+  return out;
+}
+
+/** Cuts `buf` into 1-byte chunks, each its own copy (as a socket would hand them over). */
+export function byteChunks(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < buf.length; i++) out.push(Buffer.from([buf[i]!]));
+  return out;
+}
+
+const INT32 = (n: number) => Number.isInteger(n) && (n | 0) === n;
+
+/** What every decoded command satisfies, whatever bytes it came from. */
+export function assertWellFormed(cmd: RemotingCommand): void {
+  assert.deepEqual(Object.keys(cmd), [
+    'code',
+    'language',
+    'version',
+    'opaque',
+    'flag',
+    'remark',
+    'extFields',
+    'body',
+    'serializeType',
+  ]);
+  assert.ok(INT32(cmd.code) && INT32(cmd.version) && INT32(cmd.opaque) && INT32(cmd.flag));
+  assert.ok(LANGUAGE_NAMES.includes(cmd.language), `language ${cmd.language}`);
+  assert.ok(cmd.remark === undefined || typeof cmd.remark === 'string');
+  if (cmd.extFields !== undefined) {
+    assert.equal(typeof cmd.extFields, 'object');
+    assert.equal(Object.getPrototypeOf(cmd.extFields), Object.prototype);
+    for (const k of Object.keys(cmd.extFields)) assert.equal(typeof cmd.extFields[k], 'string');
+  }
+  assert.ok(cmd.body === undefined || (Buffer.isBuffer(cmd.body) && cmd.body.length > 0));
+  assert.ok(cmd.serializeType === 0 || cmd.serializeType === 1);
+}
