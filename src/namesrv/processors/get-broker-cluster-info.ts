@@ -1,0 +1,11 @@
+/** GET_BROKER_CLUSTER_INFO (106): every broker name's addresses and every cluster's broker names. */
+import { RequestCode } from '../../protocol/index.js';
+import { encodeJsonBody } from '../route-data.js';
+import { type NamesrvProcessor, success } from './context.js';
+
+export const getBrokerClusterInfo: NamesrvProcessor = {
+  code: RequestCode.GET_BROKER_CLUSTER_INFO,
+  handle(ctx, request) {
+    return success(request, undefined, encodeJsonBody(ctx.routes.getClusterInfo()));
+  },
+};
