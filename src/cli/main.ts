@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
- * The `tsmq` command. Today it runs the store on its own (`tsmq start`); the name server and
- * broker join it in the next step of the roadmap, behind the same command.
+ * The `tsmq` command. `tsmq start` runs a name server and a broker in one process (the broker
+ * opens, and after a crash recovers, the store under <data>/store and logs it).
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { Broker, DEFAULT_BROKER_PORT } from '../broker/index.js';
 import { isTsmqError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
-import { MessageStore } from '../store/index.js';
+import { DEFAULT_NAMESRV_PORT, NameServer } from '../namesrv/index.js';
 
 const program = new Command();
 program
@@ -21,45 +22,51 @@ function flushMode(v: string): 'ASYNC' | 'SYNC' {
   return m;
 }
 
+function port(v: string): number {
+  const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n >= 0 && n <= 65535))
+    throw new InvalidArgumentError('expected a port number in [0, 65535] (0: any free port)');
+  return n;
+}
+
 program
   .command('start')
-  .description('run a single node with its data under ./data (today: the message store on its own)')
+  .description('run a name server and a broker in one process, with their data under ./data')
   .option('-d, --data <dir>', 'data directory', process.env.TSMQ_DATA ?? './data')
   .option('--flush <mode>', 'flushDiskType: ASYNC_FLUSH or SYNC_FLUSH', flushMode, 'ASYNC' as const)
-  .action(async (o: { data: string; flush: 'ASYNC' | 'SYNC' }) => {
+  .option('--namesrv-port <port>', 'name server port (0: any free port)', port, DEFAULT_NAMESRV_PORT)
+  .option('--broker-port <port>', 'broker port (0: any free port)', port, DEFAULT_BROKER_PORT)
+  .action(async (o: { data: string; flush: 'ASYNC' | 'SYNC'; namesrvPort: number; brokerPort: number }) => {
     const log = createLogger('tsmq');
-    const rootDir = path.resolve(o.data, 'store');
-    const store = await MessageStore.open({ rootDir, flushMode: o.flush });
-    const r = store.recovery;
-    log.info(
-      { rootDir, flushMode: o.flush, recovery: r },
-      r.crashed
-        ? `store recovered after a crash in ${r.durationMs} ms: log ends at ${r.end}, ${r.recordsValidated} records validated`
-        : `store opened in ${r.durationMs} ms: log ends at ${r.end}`,
+    const nameServer = new NameServer({ port: o.namesrvPort, logger: log.child({ role: 'namesrv' }) });
+    const ns = await nameServer.start();
+    const broker = new Broker(
+      {
+        namesrvAddr: `127.0.0.1:${ns.port}`,
+        listenPort: o.brokerPort,
+        storePathRootDir: path.resolve(o.data, 'store'),
+        flushDiskType: o.flush === 'SYNC' ? 'SYNC_FLUSH' : 'ASYNC_FLUSH',
+      },
+      { logger: log.child({ role: 'broker' }) },
     );
-    // A round trip through the whole store, so a newcomer sees it work.
-    const put = await store.put({
-      topic: 'TSMQ_DEMO',
-      queueId: 0,
-      body: Buffer.from(`hello from tsmq at ${new Date().toISOString()}`),
-      properties: `TAGS\u0001demo\u0002KEYS\u0001startup\u0002`,
-    });
-    await store.waitDispatched();
-    const got = await store.getMessages('TSMQ_DEMO', 0, put.queueOffset, { maxCount: 1 });
+    try {
+      await broker.start();
+    } catch (e) {
+      await nameServer.close();
+      throw e;
+    }
     log.info(
-      { offsetMsgId: put.offsetMsgId, queueOffset: put.queueOffset, status: got.status },
-      `demo message stored at commit-log offset ${put.physicalOffset} and read back from TSMQ_DEMO/0`,
+      { namesrvAddr: `127.0.0.1:${ns.port}`, brokerAddr: broker.address },
+      `tsmq is running: name server 127.0.0.1:${ns.port}, broker ${broker.address}; press Ctrl-C to stop`,
     );
-    log.info('tsmq store is running; press Ctrl-C to stop');
-    const stats = setInterval(() => log.info({ positions: store.positions() }, 'store positions'), 60_000);
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      clearInterval(stats);
       log.info({ signal }, 'shutting down');
-      await store.close();
-      log.info('store closed cleanly');
+      await broker.close();
+      await nameServer.close();
+      log.info('tsmq stopped cleanly');
       process.exit(0);
     };
     process.on('SIGINT', () => void stop('SIGINT'));

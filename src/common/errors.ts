@@ -4,7 +4,8 @@
  * they are assertion failures (see `assert` below) and crash loudly.
  *
  * Ranges: 1000–1099 message validation, 1100–1199 store state and I/O, 1200–1299 remoting
- * (frames, connections, calls). Later layers (broker, client) take their own ranges.
+ * (frames, connections, calls), 1300–1399 configuration. Later layers (broker, client) take
+ * their own ranges.
  */
 export const ErrorCode = {
   /** The message (body + properties + topic) is larger than the configured maximum. */
@@ -59,6 +60,9 @@ export const ErrorCode = {
   CONNECT_FAILED: 1205,
   /** Too many calls are in flight on this client or connection; the call was refused at once. */
   TOO_MANY_IN_FLIGHT: 1206,
+
+  /** A configuration value or line (broker.conf, flags) does not fit its key. */
+  CONFIG_INVALID: 1300,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;

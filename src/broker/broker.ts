@@ -1,0 +1,204 @@
+/**
+ * The broker role: a remoting server with the broker's processors in front of the message store
+ * and the topic configs, registered with every name server at start, every
+ * registerNameServerPeriod and soon after a topic changes, and unregistered at close.
+ *
+ * Start order: topic configs → listen (so a port of 0 is known) → open the store with that port in
+ * its store host → register. Requests arriving before the store is open get SERVICE_NOT_AVAILABLE.
+ * Close order is the reverse: unregister (clients stop routing here) → stop listening → close the
+ * store (flush, checkpoint).
+ */
+import { type Clock, systemClock } from '../common/clock.js';
+import { createLogger, type Logger } from '../common/log.js';
+import type { HostAddress } from '../common/types.js';
+import { RemotingServer } from '../remoting/index.js';
+import { MessageStore, type MessageStoreOptions } from '../store/index.js';
+import { type BrokerConfig, nameServerAddresses, resolveBrokerConfig } from './config.js';
+import { NamesrvRegistrar } from './namesrv-registrar.js';
+import type { BrokerContext } from './processors/context.js';
+import { BROKER_PROCESSORS } from './processors/registry.js';
+import { TopicConfigManager } from './topic-config.js';
+
+export interface BrokerOptions {
+  logger?: Logger;
+  clock?: Clock;
+  /** Store options beyond those BrokerConfig sets (tests shrink segments, for example). */
+  store?: Partial<Omit<MessageStoreOptions, 'rootDir' | 'storeHost' | 'flushMode' | 'maxMessageBytes'>>;
+  /** Random integer in [0, n), for queue choice when a producer names none. */
+  random?: (n: number) => number;
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
+
+export class Broker {
+  readonly config: BrokerConfig;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private topicsManager: TopicConfigManager | undefined;
+  private server: RemotingServer | undefined;
+  private messageStore: MessageStore | undefined;
+  private registrar: NamesrvRegistrar | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private pendingRegister: NodeJS.Immediate | undefined;
+  private listening: HostAddress | undefined;
+  private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
+
+  constructor(
+    config: Partial<BrokerConfig> = {},
+    private readonly opts: BrokerOptions = {},
+  ) {
+    const withIp =
+      config.brokerIP1 === undefined &&
+      config.listenHost !== undefined &&
+      !WILDCARD_HOSTS.has(config.listenHost)
+        ? { ...config, brokerIP1: config.listenHost }
+        : config;
+    this.config = resolveBrokerConfig(withIp);
+    this.logger = opts.logger ?? createLogger('broker');
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** The open store (for embedding and tests); throws before start or after close. */
+  get store(): MessageStore {
+    if (!this.messageStore) throw new Error('the broker is not running');
+    return this.messageStore;
+  }
+
+  get topics(): TopicConfigManager {
+    if (!this.topicsManager) throw new Error('the broker is not running');
+    return this.topicsManager;
+  }
+
+  /** "ip:port" clients and name servers use: brokerIP1 and the port actually bound. */
+  get address(): string {
+    if (!this.listening) throw new Error('the broker is not listening');
+    return `${this.listening.address}:${this.listening.port}`;
+  }
+
+  async start(): Promise<{ address: string }> {
+    if (this.state !== 'new') throw new Error(`the broker cannot start: it is ${this.state}`);
+    this.state = 'starting';
+    try {
+      await this.startInner();
+    } catch (e) {
+      await this.close().catch(() => {});
+      throw e;
+    }
+    this.state = 'running';
+    return { address: this.address };
+  }
+
+  private async startInner(): Promise<void> {
+    const c = this.config;
+    this.topicsManager = await TopicConfigManager.open({
+      storePathRootDir: c.storePathRootDir,
+      clock: this.clock,
+      autoCreateTopicEnable: c.autoCreateTopicEnable,
+      defaultTopicQueueNums: c.defaultTopicQueueNums,
+      brokerClusterName: c.brokerClusterName,
+      brokerName: c.brokerName,
+    });
+    const random = this.opts.random ?? ((n: number) => Math.floor(Math.random() * n));
+    const ctx: BrokerContext = {
+      config: c,
+      topics: this.topicsManager,
+      store: () => (this.state === 'running' || this.state === 'starting' ? this.messageStore : undefined),
+      storeHost: () => this.listening ?? { address: c.brokerIP1, port: c.listenPort },
+      logger: this.logger,
+      topicsChanged: () => this.scheduleRegister(),
+      random,
+    };
+    this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
+    for (const p of BROKER_PROCESSORS) {
+      this.server.registerProcessor(p.code, (request, channel) => p.handle(ctx, request, channel));
+    }
+    const bound = await this.server.listen();
+    this.listening = { address: c.brokerIP1, port: bound.port };
+    this.logger.info(
+      {
+        host: bound.host,
+        port: bound.port,
+        brokerAddr: this.address,
+        brokerName: c.brokerName,
+        cluster: c.brokerClusterName,
+      },
+      `broker ${c.brokerName} listening on ${bound.host}:${bound.port} (advertised as ${this.address})`,
+    );
+
+    const store = await MessageStore.open({
+      ...this.opts.store,
+      rootDir: c.storePathRootDir,
+      flushMode: c.flushDiskType === 'SYNC_FLUSH' ? 'SYNC' : 'ASYNC',
+      maxMessageBytes: c.maxMessageSize,
+      storeHost: this.listening,
+    });
+    this.messageStore = store;
+    const r = store.recovery;
+    this.logger.info(
+      { rootDir: c.storePathRootDir, flushDiskType: c.flushDiskType, recovery: r },
+      r.crashed
+        ? `store recovered after a crash in ${r.durationMs} ms: log ends at ${r.end}, ${r.recordsValidated} records validated`
+        : `store opened in ${r.durationMs} ms: log ends at ${r.end}`,
+    );
+
+    const namesrvs = nameServerAddresses(c.namesrvAddr);
+    if (namesrvs.length > 0) {
+      const listening = this.listening;
+      this.registrar = new NamesrvRegistrar(
+        namesrvs,
+        {
+          clusterName: c.brokerClusterName,
+          brokerName: c.brokerName,
+          brokerId: c.brokerId,
+          brokerAddr: this.address,
+          haServerAddr: `${listening.address}:${listening.port + 1}`,
+        },
+        () => ({ topicConfigs: this.topics.all(), dataVersion: this.topics.dataVersion() }),
+        this.logger,
+      );
+      await this.registrar.registerAll();
+      this.timer = setInterval(() => void this.registrar?.registerAll(), c.registerNameServerPeriod);
+      this.timer.unref();
+      this.logger.info({ namesrvAddr: c.namesrvAddr }, `broker registers with ${namesrvs.join(', ')}`);
+    } else {
+      this.logger.warn('namesrvAddr is empty: the broker registers with no name server');
+    }
+  }
+
+  /** Registers with every name server now (what the timer does); resolves when all answered. */
+  registerNow(): Promise<void> {
+    return this.registrar?.registerAll() ?? Promise.resolve();
+  }
+
+  private scheduleRegister(): void {
+    if (this.pendingRegister || !this.registrar) return;
+    this.pendingRegister = setImmediate(() => {
+      this.pendingRegister = undefined;
+      void this.registrar?.registerAll();
+    });
+  }
+
+  /** Unregisters, stops listening and closes the store. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.state = 'closing';
+    if (this.timer) clearInterval(this.timer);
+    if (this.pendingRegister) clearImmediate(this.pendingRegister);
+    this.timer = undefined;
+    this.pendingRegister = undefined;
+    if (this.registrar) {
+      await this.registrar.unregisterAll();
+      this.registrar.close();
+      this.registrar = undefined;
+    }
+    if (this.server) await this.server.close();
+    this.server = undefined;
+    if (this.messageStore) {
+      await this.messageStore.close();
+      this.logger.info({ rootDir: this.config.storePathRootDir }, 'store closed cleanly');
+    }
+    this.messageStore = undefined;
+    this.state = 'closed';
+    this.logger.info({ brokerName: this.config.brokerName }, `broker ${this.config.brokerName} closed`);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The broker's configuration, keyed by RocketMQ's broker.conf names where RocketMQ has one, and a
+ * parser of broker.conf text: `key=value` lines, `#` comments, blank lines. A known key with a
+ * value of the wrong kind is an error naming the line; an unknown key is reported back to the
+ * caller (RocketMQ ignores unknown keys silently, which hides typos).
+ */
+
+import path from 'node:path';
+import { TsmqError } from '../common/errors.js';
+
+export type FlushDiskType = 'ASYNC_FLUSH' | 'SYNC_FLUSH';
+
+export interface BrokerConfig {
+  brokerClusterName: string;
+  brokerName: string;
+  /** 0 is the master (RocketMQ's MixAll.MASTER_ID). */
+  brokerId: number;
+  /** Name servers, `host:port;host:port`; empty: register nowhere. */
+  namesrvAddr: string;
+  /** Address to listen on (all interfaces by default). Not a RocketMQ key. */
+  listenHost: string;
+  /** 0 picks a free port. */
+  listenPort: number;
+  /** The address this broker advertises (name server routes, message ids' store host). */
+  brokerIP1: string;
+  storePathRootDir: string;
+  flushDiskType: FlushDiskType;
+  autoCreateTopicEnable: boolean;
+  /** Queue count of TBW102 and thus the most an auto-created topic gets. */
+  defaultTopicQueueNums: number;
+  registerNameServerPeriod: number;
+  /** Largest message body accepted, bytes. */
+  maxMessageSize: number;
+}
+
+export const DEFAULT_BROKER_PORT = 10911;
+
+export function defaultBrokerConfig(): BrokerConfig {
+  return {
+    brokerClusterName: 'DefaultCluster',
+    brokerName: 'broker-a',
+    brokerId: 0,
+    namesrvAddr: '',
+    listenHost: '0.0.0.0',
+    listenPort: DEFAULT_BROKER_PORT,
+    brokerIP1: '127.0.0.1',
+    storePathRootDir: path.resolve('data', 'store'),
+    flushDiskType: 'ASYNC_FLUSH',
+    autoCreateTopicEnable: true,
+    defaultTopicQueueNums: 8,
+    registerNameServerPeriod: 30_000,
+    maxMessageSize: 4 * 1024 * 1024,
+  };
+}
+
+/** A broker.conf value or line that does not fit (catalogued as CONFIG_INVALID). */
+export class BrokerConfigError extends TsmqError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+    this.name = 'BrokerConfigError';
+  }
+}
+
+type Kind = 'string' | 'int' | 'bool' | 'flush';
+
+const KINDS: Record<keyof BrokerConfig, Kind> = {
+  brokerClusterName: 'string',
+  brokerName: 'string',
+  brokerId: 'int',
+  namesrvAddr: 'string',
+  listenHost: 'string',
+  listenPort: 'int',
+  brokerIP1: 'string',
+  storePathRootDir: 'string',
+  flushDiskType: 'flush',
+  autoCreateTopicEnable: 'bool',
+  defaultTopicQueueNums: 'int',
+  registerNameServerPeriod: 'int',
+  maxMessageSize: 'int',
+};
+
+/** Limits each integer key must respect: [min, max]. */
+const INT_RANGES: Partial<Record<keyof BrokerConfig, [number, number]>> = {
+  brokerId: [0, 1_000_000],
+  listenPort: [0, 65_535],
+  defaultTopicQueueNums: [1, 1024],
+  registerNameServerPeriod: [1, 3_600_000],
+  maxMessageSize: [1, 15 * 1024 * 1024],
+};
+
+function isKey(k: string): k is keyof BrokerConfig {
+  return Object.hasOwn(KINDS, k);
+}
+
+/** Converts one textual value of a known key; throws BrokerConfigError when it does not fit. */
+export function convertValue(key: keyof BrokerConfig, raw: string): BrokerConfig[keyof BrokerConfig] {
+  const v = raw.trim();
+  switch (KINDS[key]) {
+    case 'string':
+      return v;
+    case 'bool':
+      if (v === 'true' || v === 'false') return v === 'true';
+      throw new BrokerConfigError(`${key} must be true or false, got ${JSON.stringify(raw)}`);
+    case 'flush': {
+      const u = v.toUpperCase();
+      if (u === 'ASYNC_FLUSH' || u === 'SYNC_FLUSH') return u;
+      throw new BrokerConfigError(`${key} must be ASYNC_FLUSH or SYNC_FLUSH, got ${JSON.stringify(raw)}`);
+    }
+    case 'int': {
+      const n = /^-?\d+$/.test(v) ? Number(v) : Number.NaN;
+      const [min, max] = INT_RANGES[key] ?? [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+      if (!Number.isSafeInteger(n) || n < min || n > max) {
+        throw new BrokerConfigError(
+          `${key} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`,
+        );
+      }
+      return n;
+    }
+  }
+}
+
+export interface ParsedBrokerConf {
+  config: Partial<BrokerConfig>;
+  /** Keys tsmq does not know (RocketMQ keys not implemented yet, or typos), with their line. */
+  unknownKeys: Array<{ key: string; line: number }>;
+}
+
+/** Parses broker.conf text. Throws BrokerConfigError naming the line for a malformed one. */
+export function parseBrokerConf(text: string): ParsedBrokerConf {
+  const config: Record<string, unknown> = {};
+  const unknownKeys: ParsedBrokerConf['unknownKeys'] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
+    const eq = line.search(/[=:]/);
+    if (eq <= 0)
+      throw new BrokerConfigError(`line ${i + 1}: expected key=value, got ${JSON.stringify(line)}`);
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1);
+    if (!isKey(key)) {
+      unknownKeys.push({ key, line: i + 1 });
+      continue;
+    }
+    try {
+      config[key] = convertValue(key, value);
+    } catch (e) {
+      throw new BrokerConfigError(`line ${i + 1}: ${(e as Error).message}`);
+    }
+  }
+  return { config: config as Partial<BrokerConfig>, unknownKeys };
+}
+
+/** The name server addresses of `namesrvAddr`, in order, without blanks. */
+export function nameServerAddresses(namesrvAddr: string): string[] {
+  return namesrvAddr
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/** Defaults, then `over`; validates every value that came from a program rather than a file. */
+export function resolveBrokerConfig(over: Partial<BrokerConfig> = {}): BrokerConfig {
+  const c = { ...defaultBrokerConfig(), ...over };
+  for (const k of Object.keys(KINDS) as Array<keyof BrokerConfig>) {
+    convertValue(k, String(c[k]));
+  }
+  return c;
+}

@@ -1,0 +1,31 @@
+/** What every broker processor may use: the broker's parts, handed over explicitly. */
+import type { Logger } from '../../common/log.js';
+import type { HostAddress } from '../../common/types.js';
+import type { RemotingCommand } from '../../protocol/index.js';
+import type { RemotingChannel } from '../../remoting/index.js';
+import type { MessageStore } from '../../store/index.js';
+import type { BrokerConfig } from '../config.js';
+import type { TopicConfigManager } from '../topic-config.js';
+
+export interface BrokerContext {
+  readonly config: BrokerConfig;
+  readonly topics: TopicConfigManager;
+  /** The open store; undefined while the broker starts or after it closed. */
+  store(): MessageStore | undefined;
+  /** The advertised address, stored in every record and offsetMsgId. */
+  storeHost(): HostAddress;
+  readonly logger: Logger;
+  /** Tells the name servers about changed topic configs soon (as RocketMQ does after a create). */
+  topicsChanged(): void;
+  /** A random integer in [0, n) (injectable so tests can pin queue choice). */
+  random(n: number): number;
+}
+
+export interface BrokerProcessor {
+  readonly code: number;
+  handle(
+    ctx: BrokerContext,
+    request: RemotingCommand,
+    channel: RemotingChannel,
+  ): Promise<RemotingCommand | undefined> | RemotingCommand | undefined;
+}

@@ -1,0 +1,90 @@
+/**
+ * SEND_BATCH_MESSAGE (320): several messages of one topic in the body (../batch-codec.ts), with a
+ * v2 header. All go to the one queue the header names (or the broker picks), contiguously: the
+ * store accepts all or none. Each inner message keeps its own flag and properties; the batch
+ * header's properties (which hold what applies to all, e.g. WAIT) are appended to each one's, as
+ * RocketMQ 5.x's batch encoder does. A batch may not carry a delay level.
+ *
+ * The reply names the first message's queue offset and joins the offsetMsgIds with commas, as
+ * RocketMQ's AppendMessageResult for a batch does; transactionId is the batch's own UNIQ_KEY.
+ */
+import { createResponse, RequestCode, ResponseCode } from '../../protocol/index.js';
+import {
+  type AppendMessage,
+  decodeProperties,
+  encodeProperties,
+  MessageProperty,
+} from '../../store/index.js';
+import { decodeBatchBody } from '../batch-codec.js';
+import { encodeSendResponseHeader, parseSendHeader } from '../send-headers.js';
+import type { BrokerProcessor } from './context.js';
+import { bornHostOf, checkSend, stampProperties, storeFailure } from './send-common.js';
+
+/** Most messages in one batch (a bound on work per request). */
+export const BATCH_MESSAGES_MAX = 10_000;
+
+export const sendBatchMessage: BrokerProcessor = {
+  code: RequestCode.SEND_BATCH_MESSAGE,
+  async handle(ctx, request, channel) {
+    const parsed = parseSendHeader(request.extFields, true);
+    if (!parsed.ok) return createResponse(request, ResponseCode.SYSTEM_ERROR, parsed.error);
+    const h = parsed.header;
+    const batchProps = decodeProperties(h.properties ?? '');
+    if (batchProps.has(MessageProperty.DELAY)) {
+      return createResponse(
+        request,
+        ResponseCode.MESSAGE_ILLEGAL,
+        'a batch message may not have a delay level',
+      );
+    }
+    const body = request.body ?? Buffer.alloc(0);
+    if (body.length > ctx.config.maxMessageSize) {
+      return createResponse(
+        request,
+        ResponseCode.MESSAGE_ILLEGAL,
+        `the batch is ${body.length} bytes; the limit is ${ctx.config.maxMessageSize} bytes (maxMessageSize)`,
+      );
+    }
+    const decoded = decodeBatchBody(body, BATCH_MESSAGES_MAX);
+    if (!decoded.ok) return createResponse(request, ResponseCode.MESSAGE_ILLEGAL, decoded.error);
+    if (decoded.messages.length === 0) {
+      return createResponse(request, ResponseCode.MESSAGE_ILLEGAL, 'the batch holds no message');
+    }
+    const checked = await checkSend(ctx, request, h);
+    if (!checked.ok) return checked.response;
+    const bornHost = bornHostOf(channel);
+    const batchUniq = batchProps.get(MessageProperty.UNIQ_KEY);
+    batchProps.delete(MessageProperty.UNIQ_KEY);
+    const msgs: AppendMessage[] = decoded.messages.map((m) => {
+      const props = decodeProperties(m.properties);
+      for (const [k, v] of batchProps) if (!props.has(k)) props.set(k, v);
+      return {
+        topic: h.topic,
+        queueId: checked.queueId,
+        body: m.body,
+        properties: stampProperties(ctx, encodeProperties(props)).properties,
+        flag: m.flag,
+        sysFlag: h.sysFlag,
+        bornTimestamp: h.bornTimestamp,
+        ...(bornHost && { bornHost }),
+        reconsumeTimes: h.reconsumeTimes ?? 0,
+      };
+    });
+    try {
+      const puts = await checked.store.putBatch(msgs);
+      return createResponse(
+        request,
+        ResponseCode.SUCCESS,
+        undefined,
+        encodeSendResponseHeader({
+          msgId: puts.map((p) => p.offsetMsgId).join(','),
+          queueId: checked.queueId,
+          queueOffset: puts[0]!.queueOffset,
+          ...(batchUniq && { transactionId: batchUniq }),
+        }),
+      );
+    } catch (e) {
+      return storeFailure(ctx, request, e);
+    }
+  },
+};

@@ -1,0 +1,148 @@
+/**
+ * The checks and the reply every send processor shares, in RocketMQ's order and with its codes:
+ *
+ *   check                                           code                      remark
+ *   ----------------------------------------------- ------------------------- -------------------------------
+ *   header field missing or not a number            SYSTEM_ERROR 1            the custom field <x> is null
+ *   store not open (starting / closing)             SERVICE_NOT_AVAILABLE 14  broker is starting / closing
+ *   topic name invalid                              SYSTEM_ERROR 1            (what is wrong)
+ *   topic reserved (TBW102, the cluster name)       SYSTEM_ERROR 1            ...conflict with system reserved words
+ *   topic missing and not auto-created              TOPIC_NOT_EXIST 17        topic[X] not exist, apply first please!
+ *   topic without WRITE perm                        NO_PERMISSION 16          the topic[X] sending message is forbidden
+ *   queueId >= max(read, write queue nums)          SYSTEM_ERROR 1            request queueId[n] is illegal, ...
+ *   queueId < 0                                     (none: a random write queue is picked)
+ *   store: empty/oversize body, bad properties      MESSAGE_ILLEGAL 13
+ *   store: DISK_FULL, closed                        SERVICE_NOT_AVAILABLE 14  service not available now, maybe disk full
+ *   store: STORE_BUSY (too much unwritten)          SYSTEM_BUSY 2             [PC_SYNCHRONIZED]broker busy, ...
+ *   store: STORE_IO_ERROR, anything else            SYSTEM_ERROR 1
+ *
+ * Sources: apache/rocketmq AbstractSendMessageProcessor.msgCheck and
+ * SendMessageProcessor.handlePutMessageResult; BrokerFastFailure answers page-cache pressure with
+ * SYSTEM_BUSY and the "[PC_SYNCHRONIZED]" prefix, which producers retry elsewhere.
+ */
+import { isTsmqError } from '../../common/errors.js';
+import type { HostAddress } from '../../common/types.js';
+import { Perm, type TopicConfig } from '../../namesrv/index.js';
+import { createResponse, type RemotingCommand, ResponseCode } from '../../protocol/index.js';
+import type { RemotingChannel } from '../../remoting/index.js';
+import { decodeProperties, encodeProperties, MessageProperty, type MessageStore } from '../../store/index.js';
+import type { SendMessageRequestHeader } from '../send-headers.js';
+import { validateTopicName } from '../topic-config.js';
+import { createUniqId } from '../uniq-id.js';
+import type { BrokerContext } from './context.js';
+
+export type Checked =
+  | { ok: true; store: MessageStore; topic: TopicConfig; queueId: number }
+  | { ok: false; response: RemotingCommand };
+
+function reject(request: RemotingCommand, code: number, remark: string): Checked {
+  return { ok: false, response: createResponse(request, code, remark) };
+}
+
+/** Runs the checks above up to (not including) the store; creates the topic if allowed. */
+export async function checkSend(
+  ctx: BrokerContext,
+  request: RemotingCommand,
+  h: SendMessageRequestHeader,
+): Promise<Checked> {
+  const store = ctx.store();
+  if (!store) return reject(request, ResponseCode.SERVICE_NOT_AVAILABLE, 'the broker is starting or closing');
+  const invalid = validateTopicName(h.topic);
+  if (invalid) return reject(request, ResponseCode.SYSTEM_ERROR, invalid);
+  if (ctx.topics.isReservedForSend(h.topic)) {
+    return reject(
+      request,
+      ResponseCode.SYSTEM_ERROR,
+      `the topic[${h.topic}] is conflict with system reserved words.`,
+    );
+  }
+  const found = await ctx.topics.createOnSend(h.topic, h.defaultTopic, h.defaultTopicQueueNums);
+  if (!found) {
+    return reject(
+      request,
+      ResponseCode.TOPIC_NOT_EXIST,
+      `topic[${h.topic}] not exist, apply first please! (autoCreateTopicEnable=${ctx.config.autoCreateTopicEnable} on broker ${ctx.config.brokerName})`,
+    );
+  }
+  if (found.created) {
+    ctx.logger.info({ topic: found.config }, `topic ${h.topic} auto-created on send`);
+    ctx.topicsChanged();
+  }
+  const topic = found.config;
+  if ((topic.perm & Perm.WRITE) === 0) {
+    return reject(request, ResponseCode.NO_PERMISSION, `the topic[${h.topic}] sending message is forbidden`);
+  }
+  let queueId = h.queueId;
+  const idValid = Math.max(topic.readQueueNums, topic.writeQueueNums);
+  if (queueId >= idValid) {
+    return reject(
+      request,
+      ResponseCode.SYSTEM_ERROR,
+      `request queueId[${queueId}] is illegal, topic ${h.topic} has ${topic.writeQueueNums} write and ${topic.readQueueNums} read queues`,
+    );
+  }
+  if (queueId < 0) queueId = ctx.random(Math.max(1, topic.writeQueueNums));
+  return { ok: true, store, topic, queueId };
+}
+
+/** Adds what the broker stamps on each message: UNIQ_KEY when absent, and CLUSTER. */
+export function stampProperties(
+  ctx: BrokerContext,
+  properties: string | undefined,
+): { properties: string; uniqKey: string } {
+  const props = decodeProperties(properties ?? '');
+  let uniqKey = props.get(MessageProperty.UNIQ_KEY);
+  if (!uniqKey) {
+    uniqKey = createUniqId();
+    props.set(MessageProperty.UNIQ_KEY, uniqKey);
+  }
+  props.set(MessageProperty.CLUSTER, ctx.config.brokerClusterName);
+  return { properties: encodeProperties(props), uniqKey };
+}
+
+/** The client's address as a record's born host; undefined if the socket does not tell. */
+export function bornHostOf(channel: RemotingChannel): HostAddress | undefined {
+  const a = channel.socket.remoteAddress;
+  const p = channel.socket.remotePort;
+  return a && p !== undefined ? { address: a, port: p } : undefined;
+}
+
+/** Maps a store failure to the response RocketMQ gives for the matching PutMessageStatus. */
+export function storeFailure(ctx: BrokerContext, request: RemotingCommand, e: unknown): RemotingCommand {
+  const message = e instanceof Error ? e.message : String(e);
+  if (isTsmqError(e)) {
+    switch (e.codeName) {
+      case 'MESSAGE_TOO_LARGE':
+      case 'MESSAGE_BODY_EMPTY':
+      case 'PROPERTIES_TOO_LARGE':
+      case 'PROPERTY_INVALID':
+      case 'TOPIC_EMPTY':
+      case 'TOPIC_TOO_LONG':
+      case 'TOPIC_INVALID':
+      case 'QUEUE_ID_INVALID':
+        return createResponse(request, ResponseCode.MESSAGE_ILLEGAL, `the message is illegal: ${message}`);
+      case 'DISK_FULL':
+        return createResponse(
+          request,
+          ResponseCode.SERVICE_NOT_AVAILABLE,
+          `service not available now, maybe disk full: ${message}`,
+        );
+      case 'STORE_CLOSED':
+        return createResponse(
+          request,
+          ResponseCode.SERVICE_NOT_AVAILABLE,
+          `service not available now: ${message}`,
+        );
+      case 'STORE_BUSY':
+        return createResponse(
+          request,
+          ResponseCode.SYSTEM_BUSY,
+          `[PC_SYNCHRONIZED]broker busy, start flow control for a while: ${message}`,
+        );
+      default:
+        break;
+    }
+  }
+  ctx.logger.error({ err: e }, 'store put failed');
+  return createResponse(request, ResponseCode.SYSTEM_ERROR, `store put failed: ${message}`);
+}

@@ -1,0 +1,51 @@
+/**
+ * One message, the body of the request, stored in one queue: the work behind SEND_MESSAGE and
+ * SEND_MESSAGE_V2, which differ only in their header's keys (see ../send-headers.ts).
+ */
+
+import { createResponse, type RemotingCommand, ResponseCode } from '../../protocol/index.js';
+import type { RemotingChannel } from '../../remoting/index.js';
+import { encodeSendResponseHeader, parseSendHeader } from '../send-headers.js';
+import type { BrokerContext } from './context.js';
+import { bornHostOf, checkSend, stampProperties, storeFailure } from './send-common.js';
+
+export async function sendSingle(
+  ctx: BrokerContext,
+  request: RemotingCommand,
+  channel: RemotingChannel,
+  v2: boolean,
+): Promise<RemotingCommand> {
+  const parsed = parseSendHeader(request.extFields, v2);
+  if (!parsed.ok) return createResponse(request, ResponseCode.SYSTEM_ERROR, parsed.error);
+  const h = parsed.header;
+  const checked = await checkSend(ctx, request, h);
+  if (!checked.ok) return checked.response;
+  const { properties, uniqKey } = stampProperties(ctx, h.properties);
+  const bornHost = bornHostOf(channel);
+  try {
+    const put = await checked.store.put({
+      topic: h.topic,
+      queueId: checked.queueId,
+      body: request.body ?? Buffer.alloc(0),
+      properties,
+      flag: h.flag,
+      sysFlag: h.sysFlag,
+      bornTimestamp: h.bornTimestamp,
+      ...(bornHost && { bornHost }),
+      reconsumeTimes: h.reconsumeTimes ?? 0,
+    });
+    return createResponse(
+      request,
+      ResponseCode.SUCCESS,
+      undefined,
+      encodeSendResponseHeader({
+        msgId: put.offsetMsgId,
+        queueId: checked.queueId,
+        queueOffset: put.queueOffset,
+        transactionId: uniqKey,
+      }),
+    );
+  } catch (e) {
+    return storeFailure(ctx, request, e);
+  }
+}

@@ -1,0 +1,51 @@
+/** Helpers for the broker tests: producers' requests built as a Java producer builds them. */
+import { encodeSendHeader, type SendMessageRequestHeader } from '../src/broker/index.js';
+import { createRequest, type RemotingCommand, RequestCode } from '../src/protocol/index.js';
+import { encodeProperties } from '../src/store/index.js';
+
+export interface SendSpec {
+  topic: string;
+  body: Buffer;
+  queueId?: number;
+  tags?: string;
+  keys?: string;
+  uniqKey?: string;
+  extraProperties?: Record<string, string>;
+  defaultTopicQueueNums?: number;
+  flag?: number;
+}
+
+export function sendHeader(s: SendSpec): SendMessageRequestHeader {
+  const props: Record<string, string> = { ...s.extraProperties };
+  if (s.keys !== undefined) props.KEYS = s.keys;
+  if (s.tags !== undefined) props.TAGS = s.tags;
+  if (s.uniqKey !== undefined) props.UNIQ_KEY = s.uniqKey;
+  props.WAIT = 'true';
+  return {
+    producerGroup: 'PG_TEST',
+    topic: s.topic,
+    defaultTopic: 'TBW102',
+    defaultTopicQueueNums: s.defaultTopicQueueNums ?? 4,
+    queueId: s.queueId ?? 0,
+    sysFlag: 0,
+    bornTimestamp: 1_700_000_000_123,
+    flag: s.flag ?? 0,
+    properties: encodeProperties(props),
+    reconsumeTimes: 0,
+    unitMode: false,
+    batch: false,
+  };
+}
+
+export function sendV2(s: SendSpec): RemotingCommand {
+  return createRequest(RequestCode.SEND_MESSAGE_V2, encodeSendHeader(sendHeader(s), true), s.body);
+}
+
+export function sendV1(s: SendSpec): RemotingCommand {
+  return createRequest(RequestCode.SEND_MESSAGE, encodeSendHeader(sendHeader(s), false), s.body);
+}
+
+/** A unique-enough client message id, 32 hex digits like a Java client's. */
+export function fakeUniqKey(n: number): string {
+  return `7F0000010001ABCD0000${n.toString(16).toUpperCase().padStart(12, '0')}`;
+}
