@@ -49,3 +49,51 @@ export function sendV1(s: SendSpec): RemotingCommand {
 export function fakeUniqKey(n: number): string {
   return `7F0000010001ABCD0000${n.toString(16).toUpperCase().padStart(12, '0')}`;
 }
+
+export interface PullSpec {
+  topic: string;
+  queueId: number;
+  queueOffset: number;
+  consumerGroup?: string;
+  maxMsgNums?: number;
+  /** PullSysFlag bits: COMMIT_OFFSET 1, SUSPEND 2, SUBSCRIPTION 4. Default: SUBSCRIPTION. */
+  sysFlag?: number;
+  commitOffset?: number;
+  suspendTimeoutMillis?: number;
+  subscription?: string;
+}
+
+/** A PULL_MESSAGE request with every field a Java push consumer sends. */
+export function pullRequest(s: PullSpec): RemotingCommand {
+  return createRequest(RequestCode.PULL_MESSAGE, {
+    consumerGroup: s.consumerGroup ?? 'CG_TEST',
+    topic: s.topic,
+    queueId: String(s.queueId),
+    queueOffset: String(s.queueOffset),
+    maxMsgNums: String(s.maxMsgNums ?? 32),
+    sysFlag: String(s.sysFlag ?? 4),
+    commitOffset: String(s.commitOffset ?? 0),
+    suspendTimeoutMillis: String(s.suspendTimeoutMillis ?? 15_000),
+    subscription: s.subscription ?? '*',
+    subVersion: String(Date.now()),
+    expressionType: 'TAG',
+  });
+}
+
+/** A request whose header is the given fields, values stringified. */
+export function headerRequest(code: number, fields: Record<string, string | number>): RemotingCommand {
+  return createRequest(code, Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, String(v)])));
+}
+
+/** Polls `check` until it returns true or `timeoutMs` passes (then throws). */
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -14,6 +14,8 @@ import type { HostAddress } from '../common/types.js';
 import { RemotingServer } from '../remoting/index.js';
 import { MessageStore, type MessageStoreOptions } from '../store/index.js';
 import { type BrokerConfig, nameServerAddresses, resolveBrokerConfig } from './config.js';
+import { ConsumerOffsetManager } from './consumer-offsets.js';
+import { PullRequestHoldService } from './long-polling.js';
 import { NamesrvRegistrar } from './namesrv-registrar.js';
 import type { BrokerContext } from './processors/context.js';
 import { BROKER_PROCESSORS } from './processors/registry.js';
@@ -37,6 +39,8 @@ export class Broker {
   private topicsManager: TopicConfigManager | undefined;
   private server: RemotingServer | undefined;
   private messageStore: MessageStore | undefined;
+  private offsetManager: ConsumerOffsetManager | undefined;
+  private pullHold: PullRequestHoldService | undefined;
   private registrar: NamesrvRegistrar | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pendingRegister: NodeJS.Immediate | undefined;
@@ -62,6 +66,18 @@ export class Broker {
   get store(): MessageStore {
     if (!this.messageStore) throw new Error('the broker is not running');
     return this.messageStore;
+  }
+
+  /** Committed consumer offsets (for embedding and tests); throws before start or after close. */
+  get offsets(): ConsumerOffsetManager {
+    if (!this.offsetManager) throw new Error('the broker is not running');
+    return this.offsetManager;
+  }
+
+  /** Held long-poll pulls; tests call its step(nowMs). Throws before start or after close. */
+  get pullHoldService(): PullRequestHoldService {
+    if (!this.pullHold) throw new Error('the broker is not running');
+    return this.pullHold;
   }
 
   get topics(): TopicConfigManager {
@@ -99,6 +115,13 @@ export class Broker {
       brokerName: c.brokerName,
     });
     const random = this.opts.random ?? ((n: number) => Math.floor(Math.random() * n));
+    this.offsetManager = await ConsumerOffsetManager.open(c.storePathRootDir, this.logger);
+    this.offsetManager.start(c.flushConsumerOffsetInterval);
+    const pullHold = new PullRequestHoldService({
+      maxHeld: c.pullHeldRequestsMax,
+      maxOffset: (topic, queueId) => this.messageStore?.dispatchedMaxOffsetInQueue(topic, queueId) ?? 0,
+    });
+    this.pullHold = pullHold;
     const ctx: BrokerContext = {
       config: c,
       topics: this.topicsManager,
@@ -107,6 +130,9 @@ export class Broker {
       logger: this.logger,
       topicsChanged: () => this.scheduleRegister(),
       random,
+      clock: this.clock,
+      offsets: this.offsetManager,
+      pullHold,
     };
     this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
     for (const p of BROKER_PROCESSORS) {
@@ -133,6 +159,8 @@ export class Broker {
       storeHost: this.listening,
     });
     this.messageStore = store;
+    store.onMessageDispatched((m) => pullHold.notifyArrival(m.topic, m.queueId, m.queueOffset, m.tagsCode));
+    pullHold.start(c.pullHoldCheckIntervalMs, () => this.clock.now());
     const r = store.recovery;
     this.logger.info(
       { rootDir: c.storePathRootDir, flushDiskType: c.flushDiskType, recovery: r },
@@ -191,8 +219,12 @@ export class Broker {
       this.registrar.close();
       this.registrar = undefined;
     }
+    // Held pulls go unanswered: their connections close with the server, and clients re-pull.
+    this.pullHold?.close();
     if (this.server) await this.server.close();
     this.server = undefined;
+    if (this.offsetManager) await this.offsetManager.close();
+    this.offsetManager = undefined;
     if (this.messageStore) {
       await this.messageStore.close();
       this.logger.info({ rootDir: this.config.storePathRootDir }, 'store closed cleanly');

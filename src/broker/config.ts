@@ -31,6 +31,18 @@ export interface BrokerConfig {
   registerNameServerPeriod: number;
   /** Largest message body accepted, bytes. */
   maxMessageSize: number;
+  /** How often consumerOffset.json is written, ms (RocketMQ's key; 5 s). */
+  flushConsumerOffsetInterval: number;
+  /** Messages one pull returns at most (RocketMQ's maxTransferCountOnMessageInMemory). */
+  maxTransferCountOnMessageInMemory: number;
+  /** Bytes one pull returns at most (RocketMQ's maxTransferBytesOnMessageInMemory). */
+  maxTransferBytesOnMessageInMemory: number;
+  /** Longest a suspended pull is held, ms, whatever the client asks (RocketMQ's push default). */
+  pullSuspendMaxMs: number;
+  /** Suspended pulls held at once; more are answered SYSTEM_BUSY (the client backs off). */
+  pullHeldRequestsMax: number;
+  /** How often held pulls are checked for expiry and missed arrivals, ms. */
+  pullHoldCheckIntervalMs: number;
 }
 
 export const DEFAULT_BROKER_PORT = 10911;
@@ -50,6 +62,12 @@ export function defaultBrokerConfig(): BrokerConfig {
     defaultTopicQueueNums: 8,
     registerNameServerPeriod: 30_000,
     maxMessageSize: 4 * 1024 * 1024,
+    flushConsumerOffsetInterval: 5_000,
+    maxTransferCountOnMessageInMemory: 32,
+    maxTransferBytesOnMessageInMemory: 256 * 1024,
+    pullSuspendMaxMs: 15_000,
+    pullHeldRequestsMax: 10_000,
+    pullHoldCheckIntervalMs: 100,
   };
 }
 
@@ -77,6 +95,12 @@ const KINDS: Record<keyof BrokerConfig, Kind> = {
   defaultTopicQueueNums: 'int',
   registerNameServerPeriod: 'int',
   maxMessageSize: 'int',
+  flushConsumerOffsetInterval: 'int',
+  maxTransferCountOnMessageInMemory: 'int',
+  maxTransferBytesOnMessageInMemory: 'int',
+  pullSuspendMaxMs: 'int',
+  pullHeldRequestsMax: 'int',
+  pullHoldCheckIntervalMs: 'int',
 };
 
 /** Limits each integer key must respect: [min, max]. */
@@ -86,6 +110,12 @@ const INT_RANGES: Partial<Record<keyof BrokerConfig, [number, number]>> = {
   defaultTopicQueueNums: [1, 1024],
   registerNameServerPeriod: [1, 3_600_000],
   maxMessageSize: [1, 15 * 1024 * 1024],
+  flushConsumerOffsetInterval: [1, 3_600_000],
+  maxTransferCountOnMessageInMemory: [1, 10_000],
+  maxTransferBytesOnMessageInMemory: [1, 64 * 1024 * 1024],
+  pullSuspendMaxMs: [0, 3_600_000],
+  pullHeldRequestsMax: [0, 1_000_000],
+  pullHoldCheckIntervalMs: [1, 60_000],
 };
 
 function isKey(k: string): k is keyof BrokerConfig {

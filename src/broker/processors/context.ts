@@ -1,10 +1,14 @@
 /** What every broker processor may use: the broker's parts, handed over explicitly. */
+
+import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import type { HostAddress } from '../../common/types.js';
 import type { RemotingCommand } from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { MessageStore } from '../../store/index.js';
 import type { BrokerConfig } from '../config.js';
+import type { ConsumerOffsetManager } from '../consumer-offsets.js';
+import type { PullRequestHoldService } from '../long-polling.js';
 import type { TopicConfigManager } from '../topic-config.js';
 
 export interface BrokerContext {
@@ -19,6 +23,9 @@ export interface BrokerContext {
   topicsChanged(): void;
   /** A random integer in [0, n) (injectable so tests can pin queue choice). */
   random(n: number): number;
+  readonly clock: Clock;
+  readonly offsets: ConsumerOffsetManager;
+  readonly pullHold: PullRequestHoldService;
 }
 
 export interface BrokerProcessor {

@@ -1,15 +1,33 @@
 /** The broker's command registry: request code → processor, one processor per file. */
 import type { BrokerProcessor } from './context.js';
+import { getAllConsumerOffset } from './get-all-consumer-offset.js';
 import { getAllTopicConfig } from './get-all-topic-config.js';
+import { pullMessage } from './pull-message.js';
+import { queryConsumerOffset } from './query-consumer-offset.js';
+import {
+  getEarliestMsgStoretime,
+  getMaxOffset,
+  getMinOffset,
+  searchOffsetByTimestamp,
+} from './queue-offsets.js';
 import { sendBatchMessage } from './send-batch-message.js';
 import { sendMessage } from './send-message.js';
 import { sendMessageV2 } from './send-message-v2.js';
 import { updateAndCreateTopic } from './update-and-create-topic.js';
+import { updateConsumerOffset } from './update-consumer-offset.js';
 
 export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   sendMessage,
   sendMessageV2,
   sendBatchMessage,
+  pullMessage,
+  queryConsumerOffset,
+  updateConsumerOffset,
+  getAllConsumerOffset,
+  searchOffsetByTimestamp,
+  getMaxOffset,
+  getMinOffset,
+  getEarliestMsgStoretime,
   updateAndCreateTopic,
   getAllTopicConfig,
 ];
