@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../common/log.js';
 import type { HostAddress } from '../common/types.js';
 import { RemotingServer } from '../remoting/index.js';
 import { MessageStore, type MessageStoreOptions } from '../store/index.js';
+import { ClientGroups } from './client-groups.js';
 import { type BrokerConfig, nameServerAddresses, resolveBrokerConfig } from './config.js';
 import { ConsumerOffsetManager } from './consumer-offsets.js';
 import { PullRequestHoldService } from './long-polling.js';
@@ -41,6 +42,7 @@ export class Broker {
   private messageStore: MessageStore | undefined;
   private offsetManager: ConsumerOffsetManager | undefined;
   private pullHold: PullRequestHoldService | undefined;
+  private clientGroups: ClientGroups | undefined;
   private registrar: NamesrvRegistrar | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pendingRegister: NodeJS.Immediate | undefined;
@@ -78,6 +80,12 @@ export class Broker {
   get pullHoldService(): PullRequestHoldService {
     if (!this.pullHold) throw new Error('the broker is not running');
     return this.pullHold;
+  }
+
+  /** Producer and consumer groups; tests call its step(nowMs). Throws before start or after close. */
+  get clients(): ClientGroups {
+    if (!this.clientGroups) throw new Error('the broker is not running');
+    return this.clientGroups;
   }
 
   get topics(): TopicConfigManager {
@@ -122,6 +130,11 @@ export class Broker {
       maxOffset: (topic, queueId) => this.messageStore?.dispatchedMaxOffsetInQueue(topic, queueId) ?? 0,
     });
     this.pullHold = pullHold;
+    const clients = new ClientGroups({
+      channelExpiredTimeoutMs: c.channelExpiredTimeout,
+      logger: this.logger,
+    });
+    this.clientGroups = clients;
     const ctx: BrokerContext = {
       config: c,
       topics: this.topicsManager,
@@ -133,11 +146,14 @@ export class Broker {
       clock: this.clock,
       offsets: this.offsetManager,
       pullHold,
+      clients,
     };
     this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
     for (const p of BROKER_PROCESSORS) {
       this.server.registerProcessor(p.code, (request, channel) => p.handle(ctx, request, channel));
     }
+    this.server.onChannelClose((channel) => clients.channelClosed(channel));
+    clients.start(c.clientChannelScanIntervalMs, () => this.clock.now());
     const bound = await this.server.listen();
     this.listening = { address: c.brokerIP1, port: bound.port };
     this.logger.info(
@@ -221,6 +237,7 @@ export class Broker {
     }
     // Held pulls go unanswered: their connections close with the server, and clients re-pull.
     this.pullHold?.close();
+    this.clientGroups?.close();
     if (this.server) await this.server.close();
     this.server = undefined;
     if (this.offsetManager) await this.offsetManager.close();

@@ -43,6 +43,10 @@ export interface BrokerConfig {
   pullHeldRequestsMax: number;
   /** How often held pulls are checked for expiry and missed arrivals, ms. */
   pullHoldCheckIntervalMs: number;
+  /** A client channel silent (no heartbeat) this long is dropped, ms (RocketMQ's 120 s). */
+  channelExpiredTimeout: number;
+  /** How often client channels are checked for expiry, ms (RocketMQ's housekeeping: 10 s). */
+  clientChannelScanIntervalMs: number;
 }
 
 export const DEFAULT_BROKER_PORT = 10911;
@@ -68,6 +72,8 @@ export function defaultBrokerConfig(): BrokerConfig {
     pullSuspendMaxMs: 15_000,
     pullHeldRequestsMax: 10_000,
     pullHoldCheckIntervalMs: 100,
+    channelExpiredTimeout: 120_000,
+    clientChannelScanIntervalMs: 10_000,
   };
 }
 
@@ -101,6 +107,8 @@ const KINDS: Record<keyof BrokerConfig, Kind> = {
   pullSuspendMaxMs: 'int',
   pullHeldRequestsMax: 'int',
   pullHoldCheckIntervalMs: 'int',
+  channelExpiredTimeout: 'int',
+  clientChannelScanIntervalMs: 'int',
 };
 
 /** Limits each integer key must respect: [min, max]. */
@@ -116,6 +124,8 @@ const INT_RANGES: Partial<Record<keyof BrokerConfig, [number, number]>> = {
   pullSuspendMaxMs: [0, 3_600_000],
   pullHeldRequestsMax: [0, 1_000_000],
   pullHoldCheckIntervalMs: [1, 60_000],
+  channelExpiredTimeout: [1, 86_400_000],
+  clientChannelScanIntervalMs: [1, 3_600_000],
 };
 
 function isKey(k: string): k is keyof BrokerConfig {

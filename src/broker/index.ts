@@ -2,6 +2,15 @@
 export { type BatchInnerMessage, decodeBatchBody, encodeBatchBody } from './batch-codec.js';
 export { Broker, type BrokerOptions } from './broker.js';
 export {
+  ClientGroups,
+  type ClientGroupsOptions,
+  type ConsumerData,
+  type ConsumerGroupInfo,
+  type HeartbeatData,
+  parseHeartbeatData,
+  type SubscriptionData,
+} from './client-groups.js';
+export {
   type BrokerConfig,
   BrokerConfigError,
   DEFAULT_BROKER_PORT,

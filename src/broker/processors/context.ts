@@ -6,6 +6,7 @@ import type { HostAddress } from '../../common/types.js';
 import type { RemotingCommand } from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { MessageStore } from '../../store/index.js';
+import type { ClientGroups } from '../client-groups.js';
 import type { BrokerConfig } from '../config.js';
 import type { ConsumerOffsetManager } from '../consumer-offsets.js';
 import type { PullRequestHoldService } from '../long-polling.js';
@@ -26,6 +27,8 @@ export interface BrokerContext {
   readonly clock: Clock;
   readonly offsets: ConsumerOffsetManager;
   readonly pullHold: PullRequestHoldService;
+  /** Producer and consumer groups from heartbeats, with the consumers' subscriptions. */
+  readonly clients: ClientGroups;
 }
 
 export interface BrokerProcessor {

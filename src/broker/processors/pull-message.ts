@@ -27,15 +27,17 @@
  * min(suspendTimeoutMillis, pullSuspendMaxMs); the re-run answers. COMMIT_OFFSET on the first run
  * stores commitOffset for the group, whatever the pull finds.
  *
- * Without the SUBSCRIPTION flag RocketMQ uses the subscription the group's heartbeat registered;
- * tsmq has no heartbeat registry yet and then takes every tag ("*"), leaving filtering to the
- * client (which always re-checks tags).
+ * Without the SUBSCRIPTION flag the subscription the group's heartbeat registered for the topic
+ * filters (its codeSet), as in RocketMQ. Where no heartbeat registered one, RocketMQ answers
+ * SUBSCRIPTION_NOT_EXIST; tsmq then takes every tag ("*"), leaving filtering to the client (which
+ * always re-checks tags).
  */
 import { isTsmqError } from '../../common/errors.js';
 import { Perm } from '../../namesrv/index.js';
 import { createResponse, type RemotingCommand, RequestCode, ResponseCode } from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { GetMessageResult } from '../../store/index.js';
+import { tagSubscriptionOf } from '../client-groups.js';
 import { type Fields, HeaderError, int, optInt, optStr, str } from '../header-fields.js';
 import { parseTagExpression, type TagSubscription } from '../subscription.js';
 import type { BrokerContext, BrokerProcessor } from './context.js';
@@ -168,6 +170,18 @@ async function processPull(
       );
     }
     sub = parsed;
+  } else {
+    const registered = ctx.clients.subscription(h.consumerGroup, h.topic);
+    if (registered) {
+      if (registered.expressionType !== 'TAG') {
+        return createResponse(
+          request,
+          ResponseCode.SYSTEM_ERROR,
+          `The broker does not support consumer to filter message by ${registered.expressionType}`,
+        );
+      }
+      sub = tagSubscriptionOf(registered);
+    }
   }
 
   const c = ctx.config;

@@ -2,6 +2,8 @@
 import type { BrokerProcessor } from './context.js';
 import { getAllConsumerOffset } from './get-all-consumer-offset.js';
 import { getAllTopicConfig } from './get-all-topic-config.js';
+import { getConsumerListByGroup } from './get-consumer-list-by-group.js';
+import { heartBeat } from './heart-beat.js';
 import { pullMessage } from './pull-message.js';
 import { queryConsumerOffset } from './query-consumer-offset.js';
 import {
@@ -13,6 +15,7 @@ import {
 import { sendBatchMessage } from './send-batch-message.js';
 import { sendMessage } from './send-message.js';
 import { sendMessageV2 } from './send-message-v2.js';
+import { unregisterClient } from './unregister-client.js';
 import { updateAndCreateTopic } from './update-and-create-topic.js';
 import { updateConsumerOffset } from './update-consumer-offset.js';
 
@@ -30,4 +33,7 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   getEarliestMsgStoretime,
   updateAndCreateTopic,
   getAllTopicConfig,
+  heartBeat,
+  unregisterClient,
+  getConsumerListByGroup,
 ];
