@@ -186,6 +186,21 @@ describe('broker client groups: heartbeat, unregister, consumer list, notify', (
     assert.equal(res.remark, 'no consumer for this group, nobody');
   });
 
+  test("a consumer group's heartbeat creates its %RETRY% topic, routed by the name server", async () => {
+    const c = consumer('retry-1');
+    await heartbeat(c, 'gRetry', 'T');
+    const tc = mq.broker.topics.get('%RETRY%gRetry');
+    assert.ok(tc, 'retry topic created');
+    assert.equal(tc.writeQueueNums, 1);
+    await waitFor(async () => {
+      const res = await c.remoting.invoke(
+        mq.namesrvAddr,
+        headerRequest(RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic: '%RETRY%gRetry' }),
+      );
+      return res.code === ResponseCode.SUCCESS;
+    }, 5000);
+  });
+
   test('a heartbeat body that is not HeartbeatData gets SYSTEM_ERROR', async () => {
     const c = consumer('bad');
     const res = await c.remoting.invoke(
