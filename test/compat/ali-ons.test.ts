@@ -1,0 +1,139 @@
+/**
+ * Compatibility: the npm RocketMQ remoting client `ali-ons`, unmodified, produces to and consumes
+ * from a tsmq name server + broker through its `nameSrv` option.
+ */
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { after, before, test } from 'node:test';
+import { type Embedded, startEmbedded } from '../../src/broker/index.js';
+import { createRequest, RequestCode, ResponseCode } from '../../src/protocol/index.js';
+import { RemotingClient } from '../../src/remoting/index.js';
+
+interface OnsMessage {
+  tags: string;
+  /** The KEYS property as ali-ons hands it over: one string, keys separated by spaces. */
+  keys: string;
+  body: Buffer;
+  msgId: string;
+}
+interface OnsProducer {
+  ready(): Promise<void>;
+  send(msg: unknown): Promise<{ sendStatus: string; msgId: string; queueOffset: number }>;
+  close(): Promise<void>;
+  on(event: 'error', cb: (e: Error) => void): void;
+}
+interface OnsConsumer {
+  ready(): Promise<void>;
+  subscribe(topic: string, expression: string, handler: (msg: OnsMessage) => Promise<void>): void;
+  close(): Promise<void>;
+  on(event: 'error', cb: (e: Error) => void): void;
+}
+const require = createRequire(import.meta.url);
+const ons = require('ali-ons') as {
+  Producer: new (opts: Record<string, unknown>) => OnsProducer;
+  Consumer: new (opts: Record<string, unknown>) => OnsConsumer;
+  Message: new (topic: string, tags: string, body: string) => { keys: string[] };
+};
+
+// ali-ons asserts an HTTP client even when nameSrv is given (it is only used for onsAddr).
+const httpclient = { request: async () => ({ status: 200, data: '' }) };
+// ali-ons' background loops sleep for their whole interval before they notice a close: keep the
+// intervals short so this test process ends soon after the clients close.
+const intervals = {
+  pollNameServerInteval: 500,
+  heartbeatBrokerInterval: 500,
+  rebalanceInterval: 500,
+  persistConsumerOffsetInterval: 500,
+};
+const TOPIC = 'OnsCompat';
+
+let mq: Embedded;
+
+before(async () => {
+  mq = await startEmbedded();
+  // ali-ons does not fall back to the TBW102 template: the topic must exist.
+  const admin = new RemotingClient();
+  const res = await admin.invoke(
+    mq.brokerAddr,
+    createRequest(RequestCode.UPDATE_AND_CREATE_TOPIC, {
+      topic: TOPIC,
+      defaultTopic: 'TBW102',
+      readQueueNums: '4',
+      writeQueueNums: '4',
+      perm: '6',
+      topicFilterType: 'SINGLE_TAG',
+      topicSysFlag: '0',
+      order: 'false',
+    }),
+  );
+  admin.close();
+  assert.equal(res.code, ResponseCode.SUCCESS, res.remark);
+});
+
+after(async () => {
+  // ali-ons keeps reconnecting after close() (tcp-base) and would throw ECONNREFUSED from inside
+  // its own timers once the broker is gone; those errors are the client's, not ours.
+  process.on('uncaughtException', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ECONNREFUSED') throw e;
+  });
+  await mq.close();
+});
+
+test('ali-ons sends messages with tags and keys and a consumer group receives its tag', {
+  timeout: 60_000,
+}, async () => {
+  const producer = new ons.Producer({
+    producerGroup: 'ons-pg',
+    nameSrv: mq.namesrvAddr,
+    httpclient,
+    ...intervals,
+  });
+  producer.on('error', () => undefined);
+  await producer.ready();
+  const sent: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const msg = new ons.Message(TOPIC, i % 2 === 0 ? 'TagA' : 'TagB', `ons-${i}`);
+    msg.keys = [`key-${i}`];
+    const r = await producer.send(msg);
+    assert.equal(r.sendStatus, 'SEND_OK');
+    assert.match(r.msgId, /^[0-9A-F]{32}$/);
+    sent.push(`ons-${i}`);
+  }
+  await producer.close();
+
+  const consumer = new ons.Consumer({
+    consumerGroup: 'ons-cg',
+    nameSrv: mq.namesrvAddr,
+    httpclient,
+    ...intervals,
+    consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET',
+    persistent: false,
+  });
+  // ali-ons reports a missing retry-topic route and a new group's missing offsets as errors
+  // before it recovers from them, as it does against RocketMQ.
+  consumer.on('error', () => undefined);
+  await consumer.ready();
+  const got = new Map<string, { tags: string; keys: string }>();
+  const allA = new Promise<void>((resolve) => {
+    consumer.subscribe(TOPIC, 'TagA', async (msg) => {
+      got.set(msg.body.toString(), { tags: msg.tags, keys: msg.keys });
+      if (got.size === 5) resolve();
+    });
+  });
+  const deadline = new Promise<never>((_, reject) =>
+    setTimeout(
+      () => reject(new Error(`only ${got.size} of 5 TagA messages consumed in 30 s`)),
+      30_000,
+    ).unref(),
+  );
+  await Promise.race([allA, deadline]);
+  await consumer.close();
+  assert.deepEqual(
+    [...got.keys()].sort(),
+    sent.filter((_, i) => i % 2 === 0),
+  );
+  for (const [body, m] of got) {
+    assert.equal(m.tags, 'TagA');
+    assert.equal(m.keys, `key-${body.slice(4)}`);
+  }
+});
