@@ -9,3 +9,34 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Seeded random values for tests and fuzzers. */
+export class Rng {
+  readonly next: () => number;
+  constructor(readonly seed: number) {
+    this.next = mulberry32(seed);
+  }
+  /** An integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  bool(p = 0.5): boolean {
+    return this.next() < p;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(0, xs.length - 1)]!;
+  }
+  bytes(n: number): Buffer {
+    const b = Buffer.allocUnsafe(n);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) b.writeUInt32LE((this.next() * 4294967296) >>> 0, i);
+    for (; i < n; i++) b[i] = this.int(0, 255);
+    return b;
+  }
+  int32(): number {
+    return this.pick([0, 1, -1, 0x7fffffff, -0x80000000, this.int(-0x80000000, 0x7fffffff)]);
+  }
+  int16(): number {
+    return this.pick([0, 1, -1, 0x7fff, -0x8000, this.int(-0x8000, 0x7fff)]);
+  }
+}

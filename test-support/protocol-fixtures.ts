@@ -10,40 +10,12 @@ import {
   type RemotingCommand,
   type SerializeTypeCode,
 } from '../src/protocol/index.js';
-import { mulberry32 } from './prng.js';
+import { Rng } from './prng.js';
 
 /** Override with TSMQ_SEED=<n> to replay a failure; the seed is printed with it. */
 export const BASE_SEED = process.env.TSMQ_SEED !== undefined ? Number(process.env.TSMQ_SEED) : 0x5eed4242;
 
-export class Rng {
-  readonly next: () => number;
-  constructor(readonly seed: number) {
-    this.next = mulberry32(seed);
-  }
-  /** An integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  bool(p = 0.5): boolean {
-    return this.next() < p;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(0, xs.length - 1)]!;
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n);
-    let i = 0;
-    for (; i + 4 <= n; i += 4) b.writeUInt32LE((this.next() * 4294967296) >>> 0, i);
-    for (; i < n; i++) b[i] = this.int(0, 255);
-    return b;
-  }
-  int32(): number {
-    return this.pick([0, 1, -1, 0x7fffffff, -0x80000000, this.int(-0x80000000, 0x7fffffff)]);
-  }
-  int16(): number {
-    return this.pick([0, 1, -1, 0x7fff, -0x8000, this.int(-0x8000, 0x7fff)]);
-  }
-}
+export { Rng } from './prng.js';
 
 /** Runs `fn` as a test with a seeded Rng; a failure's message names the seed that replays it. */
 export function seeded(name: string, salt: number, fn: (rng: Rng) => void): void {

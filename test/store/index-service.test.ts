@@ -20,6 +20,7 @@ import {
 } from '../../src/store/index-file.js';
 import { type IndexOptions, IndexService } from '../../src/store/index-service.js';
 import { type FileIo, nodeFileIo } from '../../src/store/io.js';
+import { mulberry32 as rng } from '../../test-support/prng.js';
 import { waitUntil } from '../../test-support/store-fixtures.js';
 
 const T0 = 1_700_000_000_000; // a whole second
@@ -38,18 +39,6 @@ function indexFiles(): string[] {
     .readdirSync(path.join(root, 'index'))
     .filter((n) => parseIndexFileName(n) !== undefined)
     .sort();
-}
-
-/** A seeded PRNG (mulberry32), so a failing case can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

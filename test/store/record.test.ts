@@ -30,34 +30,13 @@ import {
   writeBlankRecord,
   writeRecord,
 } from '../../src/store/record.js';
-import { mulberry32 } from '../../test-support/prng.js';
+import { Rng } from '../../test-support/prng.js';
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness. Override with TSMQ_SEED=<n> to replay; the seed is printed on failure.
 // ---------------------------------------------------------------------------------------------
 
 const BASE_SEED = process.env.TSMQ_SEED !== undefined ? Number(process.env.TSMQ_SEED) : 0x5eed1234;
-
-class Rng {
-  readonly next: () => number;
-  constructor(readonly seed: number) {
-    this.next = mulberry32(seed);
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  bool(p = 0.5): boolean {
-    return this.next() < p;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(0, xs.length - 1)]!;
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = this.int(0, 255);
-    return b;
-  }
-}
 
 /** Runs `fn` with a seeded Rng; a failure's message names the seed that replays it. */
 function seeded(name: string, salt: number, fn: (rng: Rng) => void): void {
