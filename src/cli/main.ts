@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /**
  * The `tsmq` command. `tsmq start` runs a name server and a broker in one process (the broker
- * opens, and after a crash recovers, the store under <data>/store and logs it).
+ * opens, and after a crash recovers, the store under <data>/store and logs it); `tsmq namesrv`
+ * and `tsmq broker -c broker.conf` run the roles separately, for a cluster.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { Broker, DEFAULT_BROKER_PORT } from '../broker/index.js';
+import { Broker, DEFAULT_BROKER_PORT, parseBrokerConf } from '../broker/index.js';
 import { isTsmqError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { DEFAULT_NAMESRV_PORT, NameServer } from '../namesrv/index.js';
@@ -71,6 +73,59 @@ program
     };
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
+  });
+
+/** Closes `closers` in order on SIGINT/SIGTERM, then exits 0. */
+function stopOnSignal(log: ReturnType<typeof createLogger>, closers: Array<() => Promise<void>>): void {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    for (const close of closers) await close();
+    log.info('tsmq stopped cleanly');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+program
+  .command('namesrv')
+  .description('run a name server')
+  .option('-p, --port <port>', 'listen port (0: any free port)', port, DEFAULT_NAMESRV_PORT)
+  .action(async (o: { port: number }) => {
+    const log = createLogger('tsmq');
+    const nameServer = new NameServer({ port: o.port, logger: log.child({ role: 'namesrv' }) });
+    await nameServer.start();
+    stopOnSignal(log, [() => nameServer.close()]);
+  });
+
+program
+  .command('broker')
+  .description('run a broker configured by a broker.conf file (RocketMQ keys; flags override it)')
+  .requiredOption(
+    '-c, --config <file>',
+    'broker.conf: key=value lines (brokerName, namesrvAddr, listenPort, ...)',
+  )
+  .option('-n, --namesrv <addrs>', 'name servers, host:port;host:port (overrides namesrvAddr)')
+  .option('-p, --port <port>', 'listen port (overrides listenPort; 0: any free port)', port)
+  .action(async (o: { config: string; namesrv?: string; port?: number }) => {
+    const log = createLogger('tsmq');
+    let text: string;
+    try {
+      text = fs.readFileSync(o.config, 'utf8');
+    } catch (e) {
+      throw new InvalidArgumentError(`cannot read ${o.config}: ${(e as Error).message}`);
+    }
+    const { config, unknownKeys } = parseBrokerConf(text);
+    for (const u of unknownKeys)
+      log.warn({ key: u.key, line: u.line }, `unknown broker.conf key ${u.key} ignored`);
+    if (o.namesrv) config.namesrvAddr = o.namesrv;
+    if (o.port !== undefined) config.listenPort = o.port;
+    const broker = new Broker(config, { logger: log.child({ role: 'broker' }) });
+    await broker.start();
+    stopOnSignal(log, [() => broker.close()]);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
