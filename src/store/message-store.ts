@@ -209,6 +209,8 @@ export class MessageStore {
   private checkpointRunning: Promise<void> | undefined;
   /** The last checkpoint write failure, cleared by the next success. */
   lastCheckpointError: unknown;
+  /** Checkpoint writes that failed since the store opened (a metric; the next round retries). */
+  checkpointFailures = 0;
   private onCheckpoint: (flushed: number, dispatched: number) => void = () => {};
   private tombstoneFile!: JsonFile<TombstoneFile>;
   private closed = false;
@@ -372,6 +374,7 @@ export class MessageStore {
           (e: unknown) => {
             // The next round retries; recovery just scans further back meanwhile.
             this.lastCheckpointError = e;
+            this.checkpointFailures++;
           },
         ),
       this.opts.checkpointIntervalMs,
