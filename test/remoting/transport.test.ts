@@ -82,7 +82,7 @@ test('unknown codes, throwing handlers and overload get response codes; the conn
     assert.equal(thrown.code, ResponseCode.SYSTEM_ERROR);
     assert.match(thrown.remark ?? '', /exploded/);
     const burst = await Promise.all(
-      Array.from({ length: 80 }, () => client.invoke(addr, createRequest(SLOW, { ms: '200' }))),
+      Array.from({ length: 80 }, () => client.invoke(addr, createRequest(SLOW, { ms: '1000' }))),
     );
     const busy = burst.filter((r) => r.code === ResponseCode.SYSTEM_BUSY).length;
     assert.equal(busy, 30, 'the 30 requests over the limit of 50 in progress are refused');
