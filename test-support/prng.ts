@@ -1,3 +1,5 @@
+import { test } from 'node:test';
+
 /** A small seeded PRNG (mulberry32) for reproducible tests: same seed, same sequence in [0, 1). */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -39,4 +41,21 @@ export class Rng {
   int16(): number {
     return this.pick([0, 1, -1, 0x7fff, -0x8000, this.int(-0x8000, 0x7fff)]);
   }
+}
+
+/** Override with TSMQ_SEED=<n> to replay a failure; the seed is printed with it. */
+export const BASE_SEED = process.env.TSMQ_SEED !== undefined ? Number(process.env.TSMQ_SEED) : 0x5eed4242;
+
+/** Runs `fn` as a test with a seeded Rng; a failure's message names the seed that replays it. */
+export function seeded(name: string, salt: number, fn: (rng: Rng) => void): void {
+  test(name, () => {
+    const seed = (BASE_SEED ^ salt) >>> 0;
+    try {
+      fn(new Rng(seed));
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      err.message = `[seed ${seed}; replay with TSMQ_SEED=${BASE_SEED}] ${err.message}`;
+      throw err;
+    }
+  });
 }

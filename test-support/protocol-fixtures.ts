@@ -3,33 +3,15 @@
  * and the invariant every decoded command must satisfy. Not a test file itself.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
 import {
   LANGUAGE_NAMES,
   type LanguageName,
   type RemotingCommand,
   type SerializeTypeCode,
 } from '../src/protocol/index.js';
-import { Rng } from './prng.js';
+import type { Rng } from './prng.js';
 
-/** Override with TSMQ_SEED=<n> to replay a failure; the seed is printed with it. */
-export const BASE_SEED = process.env.TSMQ_SEED !== undefined ? Number(process.env.TSMQ_SEED) : 0x5eed4242;
-
-export { Rng } from './prng.js';
-
-/** Runs `fn` as a test with a seeded Rng; a failure's message names the seed that replays it. */
-export function seeded(name: string, salt: number, fn: (rng: Rng) => void): void {
-  test(name, () => {
-    const seed = (BASE_SEED ^ salt) >>> 0;
-    try {
-      fn(new Rng(seed));
-    } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      err.message = `[seed ${seed}; replay with TSMQ_SEED=${BASE_SEED}] ${err.message}`;
-      throw err;
-    }
-  });
-}
+export { BASE_SEED, Rng, seeded } from './prng.js';
 
 // Characters that stress escaping and UTF-8: quotes, backslashes, control characters, the
 // RocketMQ property separators, 2-, 3- and 4-byte UTF-8 (an emoji is a surrogate pair).

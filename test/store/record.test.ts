@@ -30,27 +30,11 @@ import {
   writeBlankRecord,
   writeRecord,
 } from '../../src/store/record.js';
-import { Rng } from '../../test-support/prng.js';
+import { type Rng, seeded } from '../../test-support/prng.js';
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness. Override with TSMQ_SEED=<n> to replay; the seed is printed on failure.
 // ---------------------------------------------------------------------------------------------
-
-const BASE_SEED = process.env.TSMQ_SEED !== undefined ? Number(process.env.TSMQ_SEED) : 0x5eed1234;
-
-/** Runs `fn` with a seeded Rng; a failure's message names the seed that replays it. */
-function seeded(name: string, salt: number, fn: (rng: Rng) => void): void {
-  test(name, () => {
-    const seed = (BASE_SEED ^ salt) >>> 0;
-    try {
-      fn(new Rng(seed));
-    } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      err.message = `[seed ${seed}; replay with TSMQ_SEED=${BASE_SEED}] ${err.message}`;
-      throw err;
-    }
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Generators and an independent reference parser
