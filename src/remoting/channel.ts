@@ -9,14 +9,16 @@
  * with CONNECTION_CLOSED, and the peer's other connections are not affected.
  */
 import type net from 'node:net';
-import { TsmqError } from '../common/errors.js';
+import { isTsmqError, TsmqError } from '../common/errors.js';
 import {
+  createResponse,
   encodeCommand,
   FrameDecoder,
   isOneway,
   isResponse,
   nextOpaque,
   type RemotingCommand,
+  ResponseCode,
 } from '../protocol/index.js';
 
 export interface ChannelOptions {
@@ -33,6 +35,22 @@ export type RequestHandler = (
   request: RemotingCommand,
   channel: RemotingChannel,
 ) => Promise<RemotingCommand | undefined> | RemotingCommand | undefined;
+
+/** The answer to a request code nobody registered a handler for (the connection stays). */
+export function unsupportedCode(request: RemotingCommand, who: string): RemotingCommand {
+  return createResponse(
+    request,
+    ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
+    `request code ${request.code} is not supported${who}`,
+  );
+}
+
+/** The answer when a handler throws: SYSTEM_ERROR with the error's message (and catalogue name). */
+export function handlerFailed(request: RemotingCommand, e: unknown): RemotingCommand {
+  const message = e instanceof Error ? e.message : String(e);
+  const remark = isTsmqError(e) ? `${message} [${e.codeName}]` : message;
+  return createResponse(request, ResponseCode.SYSTEM_ERROR, remark);
+}
 
 interface Pending {
   resolve: (cmd: RemotingCommand) => void;

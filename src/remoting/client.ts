@@ -5,8 +5,14 @@
  */
 import net from 'node:net';
 import { TsmqError } from '../common/errors.js';
-import { createResponse, type RemotingCommand, ResponseCode } from '../protocol/index.js';
-import { type ChannelOptions, RemotingChannel, type RequestHandler } from './channel.js';
+import type { RemotingCommand } from '../protocol/index.js';
+import {
+  type ChannelOptions,
+  handlerFailed,
+  RemotingChannel,
+  type RequestHandler,
+  unsupportedCode,
+} from './channel.js';
 
 export interface RemotingClientOptions extends ChannelOptions {
   connectTimeoutMs: number;
@@ -110,17 +116,11 @@ export class RemotingClient {
     channel: RemotingChannel,
   ): Promise<RemotingCommand | undefined> {
     const handler = this.processors.get(request.code);
-    if (!handler) {
-      return createResponse(
-        request,
-        ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
-        `request code ${request.code} is not supported by this client`,
-      );
-    }
+    if (!handler) return unsupportedCode(request, ' by this client');
     try {
       return await handler(request, channel);
     } catch (e) {
-      return createResponse(request, ResponseCode.SYSTEM_ERROR, e instanceof Error ? e.message : String(e));
+      return handlerFailed(request, e);
     }
   }
 

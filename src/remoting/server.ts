@@ -10,9 +10,14 @@
  *   no traffic for idleTimeoutMs   → that connection is closed
  */
 import net from 'node:net';
-import { isTsmqError } from '../common/errors.js';
 import { createResponse, type RemotingCommand, ResponseCode } from '../protocol/index.js';
-import { type ChannelOptions, RemotingChannel, type RequestHandler } from './channel.js';
+import {
+  type ChannelOptions,
+  handlerFailed,
+  RemotingChannel,
+  type RequestHandler,
+  unsupportedCode,
+} from './channel.js';
 
 export interface RemotingServerOptions extends ChannelOptions {
   host: string;
@@ -89,13 +94,7 @@ export class RemotingServer {
     channel: RemotingChannel,
   ): Promise<RemotingCommand | undefined> {
     const handler = this.processors.get(request.code);
-    if (!handler) {
-      return createResponse(
-        request,
-        ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
-        `request code ${request.code} is not supported`,
-      );
-    }
+    if (!handler) return unsupportedCode(request, '');
     const busy = this.inProgress.get(channel) ?? 0;
     if (busy >= this.opts.maxRequestsInProgress) {
       return createResponse(
@@ -104,16 +103,11 @@ export class RemotingServer {
         `[OVERLOAD] ${busy} requests of this connection are in progress (limit ${this.opts.maxRequestsInProgress}); retry later`,
       );
     }
-    const failed = (e: unknown) => {
-      const message = e instanceof Error ? e.message : String(e);
-      const remark = isTsmqError(e) ? `${message} [${e.codeName}]` : message;
-      return createResponse(request, ResponseCode.SYSTEM_ERROR, remark);
-    };
     let result: ReturnType<RequestHandler>;
     try {
       result = handler(request, channel);
     } catch (e) {
-      return failed(e);
+      return handlerFailed(request, e);
     }
     // Only work that is still running counts against the limit.
     if (!(result instanceof Promise)) return result;
@@ -121,7 +115,7 @@ export class RemotingServer {
     try {
       return await result;
     } catch (e) {
-      return failed(e);
+      return handlerFailed(request, e);
     } finally {
       this.inProgress.set(channel, (this.inProgress.get(channel) ?? 1) - 1);
     }
