@@ -150,19 +150,22 @@ export function byteChunks(buf: Buffer): Buffer[] {
 
 const INT32 = (n: number) => Number.isInteger(n) && (n | 0) === n;
 
+/** The own keys of every RemotingCommand, in order (one shape for V8, and for JSON output). */
+export const COMMAND_KEYS = [
+  'code',
+  'language',
+  'version',
+  'opaque',
+  'flag',
+  'remark',
+  'extFields',
+  'body',
+  'serializeType',
+];
+
 /** What every decoded command satisfies, whatever bytes it came from. */
 export function assertWellFormed(cmd: RemotingCommand): void {
-  assert.deepEqual(Object.keys(cmd), [
-    'code',
-    'language',
-    'version',
-    'opaque',
-    'flag',
-    'remark',
-    'extFields',
-    'body',
-    'serializeType',
-  ]);
+  assert.deepEqual(Object.keys(cmd), COMMAND_KEYS);
   assert.ok(INT32(cmd.code) && INT32(cmd.version) && INT32(cmd.opaque) && INT32(cmd.flag));
   assert.ok(LANGUAGE_NAMES.includes(cmd.language), `language ${cmd.language}`);
   assert.ok(cmd.remark === undefined || typeof cmd.remark === 'string');

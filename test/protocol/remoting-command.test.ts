@@ -10,22 +10,13 @@ import {
   RequestCode,
   ResponseCode,
 } from '../../src/protocol/index.js';
+import { COMMAND_KEYS } from '../../test-support/protocol-fixtures.js';
 
 test('createRequest: defaults, a fresh opaque, one-way flag', () => {
   const body = Buffer.from('x');
   const a = createRequest(RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic: 'T' });
   const b = createRequest(RequestCode.SEND_MESSAGE_V2, { a: 'G' }, body, { oneway: true, serializeType: 1 });
-  assert.deepEqual(Object.keys(a), [
-    'code',
-    'language',
-    'version',
-    'opaque',
-    'flag',
-    'remark',
-    'extFields',
-    'body',
-    'serializeType',
-  ]);
+  assert.deepEqual(Object.keys(a), COMMAND_KEYS);
   assert.equal(a.code, 105);
   assert.equal(a.language, 'JAVA');
   assert.equal(a.version, 0);
