@@ -1,6 +1,7 @@
 /**
  * Keeps dependencies pointing one way (run by `npm run lint`):
- *   common ← store;  common ← protocol ← remoting ← {namesrv, broker, client};  store ← broker;
+ *   common ← message ← store;  common ← protocol ← remoting ← {namesrv, broker, client};
+ *   message ← {broker, client};  store ← broker;
  *   client ← {cli, console}.
  * A module may import from the folders its row allows, and from another folder only through that
  * folder's entry file (`index.ts`), never its internals — except `common`, a set of small
@@ -11,13 +12,14 @@ import path from 'node:path';
 
 const allowed: Record<string, string[]> = {
   common: [],
-  store: ['common'],
+  message: ['common'],
+  store: ['common', 'message'],
   protocol: ['common'],
   remoting: ['common', 'protocol'],
   namesrv: ['common', 'protocol', 'remoting'],
-  broker: ['common', 'protocol', 'remoting', 'store', 'namesrv'],
-  client: ['common', 'protocol', 'remoting'],
-  cli: ['common', 'protocol', 'remoting', 'client', 'store', 'namesrv', 'broker'],
+  broker: ['common', 'message', 'protocol', 'remoting', 'store', 'namesrv'],
+  client: ['common', 'message', 'protocol', 'remoting'],
+  cli: ['common', 'message', 'protocol', 'remoting', 'client', 'store', 'namesrv', 'broker'],
 };
 
 const root = path.resolve(process.argv[2] ?? 'src');

@@ -1,7 +1,13 @@
 /** Helpers for the broker tests: producers' requests built as a Java producer builds them. */
-import { encodeSendHeader, type SendMessageRequestHeader } from '../src/broker/index.js';
-import { createRequest, type RemotingCommand, RequestCode } from '../src/protocol/index.js';
-import { encodeProperties } from '../src/store/index.js';
+
+import { encodeProperties } from '../src/message/index.js';
+import {
+  createRequest,
+  encodeSendHeader,
+  type RemotingCommand,
+  RequestCode,
+  type SendMessageRequestHeader,
+} from '../src/protocol/index.js';
 
 export interface SendSpec {
   topic: string;

@@ -9,7 +9,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { decodeRecords, MessageStore } from '../src/store/index.js';
+import { decodeRecords } from '../src/message/index.js';
+import { MessageStore } from '../src/store/index.js';
 import { CRASH_QUEUES, CRASH_TOPICS, crashMessage, crashStoreOptions, seqOfBody } from './crash-workload.js';
 import { mulberry32 } from './prng.js';
 

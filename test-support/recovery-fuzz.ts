@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeRecords, MessageStore, segmentFileName } from '../src/store/index.js';
+import { decodeRecords } from '../src/message/index.js';
+import { MessageStore, segmentFileName } from '../src/store/index.js';
 import { mulberry32 } from './prng.js';
 import { tempDir } from './store-fixtures.js';
 

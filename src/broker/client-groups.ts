@@ -14,34 +14,15 @@
  * 20 s rebalance tick. A group with no channel left is forgotten.
  */
 import type { Logger } from '../common/log.js';
-import { createRequest, type LanguageName, RequestCode } from '../protocol/index.js';
+import { SUB_ALL, type TagSubscription } from '../message/index.js';
+import {
+  createRequest,
+  type HeartbeatData,
+  type LanguageName,
+  RequestCode,
+  type SubscriptionData,
+} from '../protocol/index.js';
 import type { RemotingChannel } from '../remoting/index.js';
-import { SUB_ALL, type TagSubscription } from './subscription.js';
-
-/** RocketMQ's SubscriptionData as a heartbeat carries it. */
-export interface SubscriptionData {
-  topic: string;
-  subString: string;
-  tagsSet: string[];
-  codeSet: number[];
-  subVersion: number;
-  expressionType: string;
-}
-
-export interface ConsumerData {
-  groupName: string;
-  consumeType: string;
-  messageModel: string;
-  consumeFromWhere: string;
-  subscriptionDataSet: SubscriptionData[];
-  unitMode: boolean;
-}
-
-export interface HeartbeatData {
-  clientID: string;
-  producerDataSet: { groupName: string }[];
-  consumerDataSet: ConsumerData[];
-}
 
 export interface ClientChannelInfo {
   readonly channel: RemotingChannel;
@@ -58,83 +39,6 @@ export interface ConsumerGroupInfo {
   consumeFromWhere: string;
   readonly channels: Map<RemotingChannel, ClientChannelInfo>;
   readonly subscriptions: Map<string, SubscriptionData>;
-}
-
-/** Thrown by parseHeartbeatData for a body that is not a HeartbeatData. */
-export class HeartbeatFormatError extends Error {}
-
-function asString(v: unknown, what: string, dflt?: string): string {
-  if (v === undefined || v === null) {
-    if (dflt !== undefined) return dflt;
-    throw new HeartbeatFormatError(`${what} is missing`);
-  }
-  if (typeof v !== 'string') throw new HeartbeatFormatError(`${what} is not a string`);
-  return v;
-}
-
-function asArray(v: unknown, what: string): unknown[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new HeartbeatFormatError(`${what} is not an array`);
-  return v;
-}
-
-function asObject(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new HeartbeatFormatError(`${what} is not an object`);
-  }
-  return v as Record<string, unknown>;
-}
-
-function parseSubscription(v: unknown, what: string): SubscriptionData {
-  const o = asObject(v, what);
-  const codeSet = asArray(o.codeSet, `${what}.codeSet`).map((c) => {
-    if (typeof c !== 'number' || !Number.isInteger(c)) {
-      throw new HeartbeatFormatError(`${what}.codeSet holds a non-integer`);
-    }
-    return c;
-  });
-  const subVersion = o.subVersion ?? 0;
-  if (typeof subVersion !== 'number') throw new HeartbeatFormatError(`${what}.subVersion is not a number`);
-  return {
-    topic: asString(o.topic, `${what}.topic`),
-    subString: asString(o.subString, `${what}.subString`, SUB_ALL),
-    tagsSet: asArray(o.tagsSet, `${what}.tagsSet`).map((t) => asString(t, `${what}.tagsSet[]`)),
-    codeSet,
-    subVersion,
-    expressionType: asString(o.expressionType, `${what}.expressionType`, 'TAG'),
-  };
-}
-
-/** Decodes a HEART_BEAT body (JSON HeartbeatData); throws HeartbeatFormatError when it does not fit. */
-export function parseHeartbeatData(body: Buffer | undefined): HeartbeatData {
-  if (!body || body.length === 0) throw new HeartbeatFormatError('the heartbeat has no body');
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8'));
-  } catch (e) {
-    throw new HeartbeatFormatError(`the heartbeat body is not JSON: ${(e as Error).message}`);
-  }
-  const o = asObject(json, 'HeartbeatData');
-  return {
-    clientID: asString(o.clientID, 'clientID'),
-    producerDataSet: asArray(o.producerDataSet, 'producerDataSet').map((p, i) => ({
-      groupName: asString(asObject(p, `producerDataSet[${i}]`).groupName, `producerDataSet[${i}].groupName`),
-    })),
-    consumerDataSet: asArray(o.consumerDataSet, 'consumerDataSet').map((c, i) => {
-      const w = `consumerDataSet[${i}]`;
-      const co = asObject(c, w);
-      return {
-        groupName: asString(co.groupName, `${w}.groupName`),
-        consumeType: asString(co.consumeType, `${w}.consumeType`, 'CONSUME_PASSIVELY'),
-        messageModel: asString(co.messageModel, `${w}.messageModel`, 'CLUSTERING'),
-        consumeFromWhere: asString(co.consumeFromWhere, `${w}.consumeFromWhere`, 'CONSUME_FROM_LAST_OFFSET'),
-        subscriptionDataSet: asArray(co.subscriptionDataSet, `${w}.subscriptionDataSet`).map((s, j) =>
-          parseSubscription(s, `${w}.subscriptionDataSet[${j}]`),
-        ),
-        unitMode: co.unitMode === true,
-      };
-    }),
-  };
 }
 
 /** The tag filter a registered subscription stands for (codeSet is what the broker matches). */

@@ -12,8 +12,9 @@
  * Holds are bounded (pullHeldRequestsMax); step() is driven by a timer in production and called
  * directly by tests.
  */
+
+import { matchesTagsCode, type TagSubscription } from '../message/index.js';
 import type { RemotingChannel } from '../remoting/index.js';
-import { matchesTagsCode, type TagSubscription } from './subscription.js';
 
 export interface HeldPull {
   readonly topic: string;

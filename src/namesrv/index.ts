@@ -2,6 +2,16 @@
  * The name server's public entry: the NameServer role, its route tables, and the wire formats a
  * broker needs to register with it (headers and bodies). Import from here, not the files beside it.
  */
+
+export {
+  type BrokerData,
+  byBrokerName,
+  type ClusterInfo,
+  encodeJsonBody,
+  type QueueData,
+  type TopicList,
+  type TopicRouteData,
+} from '../protocol/index.js';
 export { parseFastjson, quoteBareIntegerKeys } from './fastjson.js';
 export {
   type BrokerIdentityHeader,
@@ -43,15 +53,6 @@ export {
   type TopicConfig,
   type TopicFilterType,
 } from './register-body.js';
-export {
-  type BrokerData,
-  byBrokerName,
-  type ClusterInfo,
-  encodeJsonBody,
-  type QueueData,
-  type TopicList,
-  type TopicRouteData,
-} from './route-data.js';
 export {
   type BrokerRegistration,
   DEFAULT_BROKER_EXPIRY_MS,

@@ -29,7 +29,6 @@
  */
 import { type Clock, systemClock } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
-import { type DataVersion, dataVersionEquals, type TopicConfig } from './register-body.js';
 import {
   type BrokerData,
   byBrokerName,
@@ -37,7 +36,8 @@ import {
   type QueueData,
   type TopicList,
   type TopicRouteData,
-} from './route-data.js';
+} from '../protocol/index.js';
+import { type DataVersion, dataVersionEquals, type TopicConfig } from './register-body.js';
 
 /** RocketMQ's MixAll.MASTER_ID. */
 export const MASTER_ID = 0;

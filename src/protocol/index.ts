@@ -39,6 +39,15 @@ export {
   type FrameDecoderOptions,
   MAX_HEADER_BYTES,
 } from './frame-codec.js';
+export { type Fields, HeaderError, int, optInt, optStr, str } from './header-fields.js';
+export {
+  type ConsumerData,
+  encodeHeartbeatData,
+  type HeartbeatData,
+  HeartbeatFormatError,
+  parseHeartbeatData,
+  type SubscriptionData,
+} from './heartbeat-data.js';
 export { decodeJsonHeader, encodeJsonHeader, jsonHeaderText } from './json-header.js';
 export {
   createRequest,
@@ -53,3 +62,20 @@ export {
   type RequestOptions,
   type ResponseOptions,
 } from './remoting-command.js';
+export {
+  type BrokerData,
+  byBrokerName,
+  type ClusterInfo,
+  encodeJsonBody,
+  type QueueData,
+  type TopicList,
+  type TopicRouteData,
+} from './route-data.js';
+export {
+  encodeSendHeader,
+  encodeSendResponseHeader,
+  type HeaderResult,
+  parseSendHeader,
+  type SendMessageRequestHeader,
+  type SendMessageResponseHeader,
+} from './send-headers.js';

@@ -29,8 +29,13 @@
  */
 import path from 'node:path';
 import { assert, TsmqError } from '../common/errors.js';
+import {
+  BLANK_RECORD_MIN_BYTES,
+  type PreparedRecord,
+  writeBlankRecord,
+  writeRecord,
+} from '../message/index.js';
 import { type FileIo, readFully, writeFully } from './io.js';
-import { BLANK_RECORD_MIN_BYTES, type PreparedRecord, writeBlankRecord, writeRecord } from './record.js';
 
 export type FlushMode = 'ASYNC' | 'SYNC';
 

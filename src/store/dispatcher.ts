@@ -13,9 +13,6 @@
  * round and is what tests drive; in production `wake()` runs rounds until caught up.
  */
 import { javaStringHashCode } from '../common/java-hash.js';
-import type { CommitLog } from './commit-log.js';
-import type { ConsumeQueueStore } from './consume-queue-store.js';
-import type { IndexService } from './index-service.js';
 import {
   type DispatchInfo,
   decodeRecord,
@@ -26,7 +23,10 @@ import {
   readDispatchInfo,
   SysFlag,
   transactionType,
-} from './record.js';
+} from '../message/index.js';
+import type { CommitLog } from './commit-log.js';
+import type { ConsumeQueueStore } from './consume-queue-store.js';
+import type { IndexService } from './index-service.js';
 
 /** What listeners learn about each dispatched message. */
 export interface DispatchedMessage {

@@ -10,7 +10,6 @@ export { type DispatchedMessage, tagsCodeOf } from './dispatcher.js';
 export { IndexService } from './index-service.js';
 export { type DiskUsage, type FileIo, nodeFileIo } from './io.js';
 export { JsonFile } from './json-store.js';
-export { createOffsetMsgId, decodeOffsetMsgId } from './message-id.js';
 export {
   defaultStoreOptions,
   type GetMessageOptions,
@@ -22,16 +21,4 @@ export {
   type RecoveryReport,
   type StorePositions,
 } from './message-store.js';
-export {
-  type AppendMessage,
-  type DecodedRecord,
-  decodeProperties,
-  decodeRecord,
-  decodeRecords,
-  encodeProperties,
-  getProperty,
-  MessageProperty,
-  RecordStreamDecoder,
-  SysFlag,
-} from './record.js';
 export { defaultRetentionOptions, type RetentionOptions } from './retention.js';

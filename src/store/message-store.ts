@@ -18,18 +18,11 @@ import path from 'node:path';
 import { type Clock, systemClock } from '../common/clock.js';
 import { TsmqError } from '../common/errors.js';
 import type { HostAddress } from '../common/types.js';
-import { Checkpoint } from './checkpoint.js';
-import { CommitLog, type FlushMode } from './commit-log.js';
-import { unitAt } from './consume-queue.js';
-import { ConsumeQueueStore } from './consume-queue-store.js';
-import { type DispatchedMessage, Dispatcher } from './dispatcher.js';
-import { IndexService } from './index-service.js';
-import { type FileIo, nodeFileIo, readFully, writeFully } from './io.js';
-import { JsonFile } from './json-store.js';
-import { createOffsetMsgId, decodeOffsetMsgId } from './message-id.js';
 import {
   type AppendMessage,
+  createOffsetMsgId,
   type DecodedRecord,
+  decodeOffsetMsgId,
   decodeRecord,
   encodeHost,
   getProperty,
@@ -38,7 +31,15 @@ import {
   prepareRecord,
   SysFlag,
   transactionType,
-} from './record.js';
+} from '../message/index.js';
+import { Checkpoint } from './checkpoint.js';
+import { CommitLog, type FlushMode } from './commit-log.js';
+import { unitAt } from './consume-queue.js';
+import { ConsumeQueueStore } from './consume-queue-store.js';
+import { type DispatchedMessage, Dispatcher } from './dispatcher.js';
+import { IndexService } from './index-service.js';
+import { type FileIo, nodeFileIo, readFully, writeFully } from './io.js';
+import { JsonFile } from './json-store.js';
 import { decideRecovery, detectRecordCrc, scanCommitLog } from './recovery.js';
 import { defaultRetentionOptions, Retention, type RetentionOptions } from './retention.js';
 

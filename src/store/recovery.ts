@@ -20,9 +20,9 @@
  * written, so they are not re-validated.
  */
 import { TsmqError } from '../common/errors.js';
+import { decodeRecord, hasRecordCrc } from '../message/index.js';
 import type { CheckpointState } from './checkpoint.js';
 import type { CommitLog } from './commit-log.js';
-import { decodeRecord, hasRecordCrc } from './record.js';
 
 export interface ScanResult {
   /** Offset just past the last valid record (or blank). */

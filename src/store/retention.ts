@@ -16,11 +16,11 @@
  * Ratios are clamped as RocketMQ does: max used 10–95 %, forcibly 30–85 %, warning 35–90 %.
  */
 import type { Clock } from '../common/clock.js';
+import { decodeRecord } from '../message/index.js';
 import type { CommitLog } from './commit-log.js';
 import type { ConsumeQueueStore } from './consume-queue-store.js';
 import type { IndexService } from './index-service.js';
 import type { FileIo } from './io.js';
-import { decodeRecord } from './record.js';
 
 export interface RetentionOptions {
   fileReservedTimeHours: number;

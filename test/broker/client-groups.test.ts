@@ -3,9 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import { type Embedded, startEmbedded } from '../../src/broker/index.js';
 import { ManualClock } from '../../src/common/clock.js';
 import { javaStringHashCode } from '../../src/common/java-hash.js';
+import { decodeProperties, decodeRecords } from '../../src/message/index.js';
 import { createRequest, type RemotingCommand, RequestCode, ResponseCode } from '../../src/protocol/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
-import { decodeProperties, decodeRecords } from '../../src/store/index.js';
 import { headerRequest, pullRequest, sendV2, waitFor } from '../../test-support/broker-fixtures.js';
 
 /** A consumer client that records the NOTIFY_CONSUMER_IDS_CHANGED the broker pushes to it. */

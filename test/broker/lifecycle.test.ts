@@ -4,13 +4,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import {
-  BrokerConfigError,
-  decodeBatchBody,
-  encodeBatchBody,
-  parseBrokerConf,
-  startEmbedded,
-} from '../../src/broker/index.js';
+import { BrokerConfigError, parseBrokerConf, startEmbedded } from '../../src/broker/index.js';
+import { decodeBatchBody, encodeBatchBody } from '../../src/message/index.js';
 import { createRequest, RequestCode, ResponseCode } from '../../src/protocol/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Embedded, startEmbedded } from '../../src/broker/index.js';
+import { decodeProperties, decodeRecords } from '../../src/message/index.js';
 import { RequestCode, ResponseCode } from '../../src/protocol/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
-import { decodeProperties, decodeRecords } from '../../src/store/index.js';
 import { headerRequest, pullRequest, sendV2, waitFor } from '../../test-support/broker-fixtures.js';
 
 const TOPIC = 'PullTopic';

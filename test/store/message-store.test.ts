@@ -5,14 +5,8 @@ import { after, test } from 'node:test';
 import { ManualClock } from '../../src/common/clock.js';
 import { isTsmqError } from '../../src/common/errors.js';
 import { javaStringHashCode } from '../../src/common/java-hash.js';
-import {
-  decodeRecords,
-  getProperty,
-  MessageStore,
-  type MessageStoreOptions,
-  segmentFileName,
-  unitAt,
-} from '../../src/store/index.js';
+import { decodeRecords, getProperty } from '../../src/message/index.js';
+import { MessageStore, type MessageStoreOptions, segmentFileName, unitAt } from '../../src/store/index.js';
 import { FaultyIo, tempDir, waitUntil } from '../../test-support/store-fixtures.js';
 
 const dirs: Array<() => void> = [];

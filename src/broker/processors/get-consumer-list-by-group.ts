@@ -5,8 +5,7 @@
  * sorts before rebalancing). A group with no live consumer gets SYSTEM_ERROR
  * "no consumer for this group, <group>", as RocketMQ's ConsumerManageProcessor answers.
  */
-import { createResponse, RequestCode, ResponseCode } from '../../protocol/index.js';
-import { HeaderError, str } from '../header-fields.js';
+import { createResponse, HeaderError, RequestCode, ResponseCode, str } from '../../protocol/index.js';
 import type { BrokerProcessor } from './context.js';
 
 export const getConsumerListByGroup: BrokerProcessor = {

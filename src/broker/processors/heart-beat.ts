@@ -10,8 +10,13 @@
  */
 
 import { Perm } from '../../namesrv/index.js';
-import { createResponse, RequestCode, ResponseCode } from '../../protocol/index.js';
-import { HeartbeatFormatError, parseHeartbeatData } from '../client-groups.js';
+import {
+  createResponse,
+  HeartbeatFormatError,
+  parseHeartbeatData,
+  RequestCode,
+  ResponseCode,
+} from '../../protocol/index.js';
 import { topicConfig } from '../topic-config.js';
 import type { BrokerProcessor } from './context.js';
 

@@ -1,6 +1,11 @@
 /** Shared by the offset processors: header parsing with RocketMQ's answer to a bad header. */
-import { createResponse, type RemotingCommand, ResponseCode } from '../../protocol/index.js';
-import { type Fields, HeaderError } from '../header-fields.js';
+import {
+  createResponse,
+  type Fields,
+  HeaderError,
+  type RemotingCommand,
+  ResponseCode,
+} from '../../protocol/index.js';
 
 /** Parses a header, or returns the SYSTEM_ERROR response RocketMQ gives for one that does not decode. */
 export function parseOr<T>(

@@ -33,13 +33,23 @@
  * always re-checks tags).
  */
 import { isTsmqError } from '../../common/errors.js';
+import { parseTagExpression, type TagSubscription } from '../../message/index.js';
 import { Perm } from '../../namesrv/index.js';
-import { createResponse, type RemotingCommand, RequestCode, ResponseCode } from '../../protocol/index.js';
+import {
+  createResponse,
+  type Fields,
+  HeaderError,
+  int,
+  optInt,
+  optStr,
+  type RemotingCommand,
+  RequestCode,
+  ResponseCode,
+  str,
+} from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { GetMessageResult } from '../../store/index.js';
 import { tagSubscriptionOf } from '../client-groups.js';
-import { type Fields, HeaderError, int, optInt, optStr, str } from '../header-fields.js';
-import { parseTagExpression, type TagSubscription } from '../subscription.js';
 import type { BrokerContext, BrokerProcessor } from './context.js';
 
 export const PullSysFlag = {

@@ -14,8 +14,7 @@
  * 0 and the queue holds messages" for young. On QUERY_NOT_FOUND the client applies its
  * ConsumeFromWhere.
  */
-import { createResponse, RequestCode, ResponseCode } from '../../protocol/index.js';
-import { int, optStr, str } from '../header-fields.js';
+import { createResponse, int, optStr, RequestCode, ResponseCode, str } from '../../protocol/index.js';
 import type { BrokerProcessor } from './context.js';
 import { parseOr, storeUnavailable } from './offset-header.js';
 

@@ -16,9 +16,16 @@
  * SearchOffsetRequestHeader (boundaryType, 5.x, is read as its default: lower),
  * GetEarliestMsgStoretimeRequestHeader and their response headers; AdminBrokerProcessor.
  */
-import { createResponse, type RemotingCommand, RequestCode, ResponseCode } from '../../protocol/index.js';
+import {
+  createResponse,
+  type Fields,
+  int,
+  type RemotingCommand,
+  RequestCode,
+  ResponseCode,
+  str,
+} from '../../protocol/index.js';
 import type { MessageStore } from '../../store/index.js';
-import { type Fields, int, str } from '../header-fields.js';
 import type { BrokerContext, BrokerProcessor } from './context.js';
 import { parseOr, storeUnavailable } from './offset-header.js';
 

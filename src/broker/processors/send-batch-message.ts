@@ -8,15 +8,21 @@
  * The reply names the first message's queue offset and joins the offsetMsgIds with commas, as
  * RocketMQ's AppendMessageResult for a batch does; transactionId is the batch's own UNIQ_KEY.
  */
-import { createResponse, RequestCode, ResponseCode } from '../../protocol/index.js';
+
 import {
   type AppendMessage,
+  decodeBatchBody,
   decodeProperties,
   encodeProperties,
   MessageProperty,
-} from '../../store/index.js';
-import { decodeBatchBody } from '../batch-codec.js';
-import { encodeSendResponseHeader, parseSendHeader } from '../send-headers.js';
+} from '../../message/index.js';
+import {
+  createResponse,
+  encodeSendResponseHeader,
+  parseSendHeader,
+  RequestCode,
+  ResponseCode,
+} from '../../protocol/index.js';
 import type { BrokerProcessor } from './context.js';
 import { bornHostOf, checkSend, stampProperties, storeFailure } from './send-common.js';
 

@@ -22,13 +22,13 @@
  */
 import { isTsmqError } from '../../common/errors.js';
 import type { HostAddress } from '../../common/types.js';
+import { createUniqId, decodeProperties, encodeProperties, MessageProperty } from '../../message/index.js';
 import { Perm, type TopicConfig } from '../../namesrv/index.js';
+import type { SendMessageRequestHeader } from '../../protocol/index.js';
 import { createResponse, type RemotingCommand, ResponseCode } from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
-import { decodeProperties, encodeProperties, MessageProperty, type MessageStore } from '../../store/index.js';
-import type { SendMessageRequestHeader } from '../send-headers.js';
+import type { MessageStore } from '../../store/index.js';
 import { validateTopicName } from '../topic-config.js';
-import { createUniqId } from '../uniq-id.js';
 import type { BrokerContext } from './context.js';
 
 export type Checked =

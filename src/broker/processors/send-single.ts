@@ -3,9 +3,14 @@
  * SEND_MESSAGE_V2, which differ only in their header's keys (see ../send-headers.ts).
  */
 
-import { createResponse, type RemotingCommand, ResponseCode } from '../../protocol/index.js';
+import {
+  createResponse,
+  encodeSendResponseHeader,
+  parseSendHeader,
+  type RemotingCommand,
+  ResponseCode,
+} from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
-import { encodeSendResponseHeader, parseSendHeader } from '../send-headers.js';
 import type { BrokerContext } from './context.js';
 import { bornHostOf, checkSend, stampProperties, storeFailure } from './send-common.js';
 

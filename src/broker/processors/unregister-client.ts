@@ -3,8 +3,7 @@
  * clientID, producerGroup (optional), consumerGroup (optional). The channel leaves the named
  * groups; the consumer group's remaining members are notified. Answered SUCCESS.
  */
-import { createResponse, RequestCode, ResponseCode } from '../../protocol/index.js';
-import { HeaderError, optStr, str } from '../header-fields.js';
+import { createResponse, HeaderError, optStr, RequestCode, ResponseCode, str } from '../../protocol/index.js';
 import type { BrokerProcessor } from './context.js';
 
 export const unregisterClient: BrokerProcessor = {

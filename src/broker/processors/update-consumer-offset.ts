@@ -3,8 +3,7 @@
  * consumerGroup, topic, queueId, commitOffset. The offset is kept in memory and written with the
  * next periodic flush of consumerOffset.json (../consumer-offsets.ts).
  */
-import { createResponse, RequestCode, ResponseCode } from '../../protocol/index.js';
-import { int, str } from '../header-fields.js';
+import { createResponse, int, RequestCode, ResponseCode, str } from '../../protocol/index.js';
 import type { BrokerProcessor } from './context.js';
 import { parseOr } from './offset-header.js';
 

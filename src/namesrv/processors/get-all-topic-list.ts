@@ -1,6 +1,5 @@
 /** GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206): every routable topic, as {"topicList":[...]}. */
-import { RequestCode } from '../../protocol/index.js';
-import { encodeJsonBody } from '../route-data.js';
+import { encodeJsonBody, RequestCode } from '../../protocol/index.js';
 import { type NamesrvProcessor, success } from './context.js';
 
 export const getAllTopicList: NamesrvProcessor = {

@@ -1,6 +1,5 @@
 /** GET_BROKER_CLUSTER_INFO (106): every broker name's addresses and every cluster's broker names. */
-import { RequestCode } from '../../protocol/index.js';
-import { encodeJsonBody } from '../route-data.js';
+import { encodeJsonBody, RequestCode } from '../../protocol/index.js';
 import { type NamesrvProcessor, success } from './context.js';
 
 export const getBrokerClusterInfo: NamesrvProcessor = {

@@ -3,9 +3,8 @@
  * A topic no live broker serves → TOPIC_NOT_EXIST with RocketMQ's remark; producers and consumers
  * treat it as "no route yet" (a producer then falls back to the auto-create template TBW102).
  */
-import { createResponse, RequestCode, ResponseCode } from '../../protocol/index.js';
+import { createResponse, encodeJsonBody, RequestCode, ResponseCode } from '../../protocol/index.js';
 import { parseGetRouteInfoHeader } from '../headers.js';
-import { encodeJsonBody } from '../route-data.js';
 import { type NamesrvProcessor, refused, success } from './context.js';
 
 export function noRouteRemark(topic: string): string {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorCode, isTsmqError } from '../../src/common/errors.js';
 import type { HostAddress } from '../../src/common/types.js';
-import { createOffsetMsgId, decodeOffsetMsgId } from '../../src/store/message-id.js';
+import { createOffsetMsgId, decodeOffsetMsgId } from '../../src/message/index.js';
 
 const invalid = (e: unknown) =>
   isTsmqError(e, 'INVALID_MESSAGE_ID') && e.code === ErrorCode.INVALID_MESSAGE_ID;

@@ -29,7 +29,7 @@ import {
   transactionType,
   writeBlankRecord,
   writeRecord,
-} from '../../src/store/record.js';
+} from '../../src/message/index.js';
 import { type Rng, seeded } from '../../test-support/prng.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -850,7 +850,7 @@ test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrenc
     prepareRecord: prep,
     writeRecord: write,
     encodeHost: host,
-  } = await import('../../src/store/record.js');
+  } = await import('../../src/message/index.js');
   const cases: Array<[string, { tags?: string; keys?: string; uniq?: string }]> = [
     ['', {}],
     ['TAGS\u0001a\u0002', { tags: 'a' }],

@@ -1,0 +1,17 @@
+/**
+ * The message format, shared by everyone who touches a message: the record layout the commit log
+ * stores and a PULL_MESSAGE body carries (record.ts, with its properties and host codecs), message
+ * ids (offsetMsgId and UNIQ_KEY), the batch body of SEND_BATCH_MESSAGE and tag expressions. The
+ * store writes it, the broker serves it, and the client decodes it — so it depends on nothing but
+ * common. Import from here, not from the files beside it.
+ */
+export {
+  type BatchDecodeResult,
+  type BatchInnerMessage,
+  decodeBatchBody,
+  encodeBatchBody,
+} from './batch-codec.js';
+export { createOffsetMsgId, decodeOffsetMsgId } from './message-id.js';
+export * from './record.js';
+export { matchesTagsCode, parseTagExpression, SUB_ALL, type TagSubscription } from './subscription.js';
+export { createUniqId } from './uniq-id.js';
