@@ -63,6 +63,24 @@ export const ErrorCode = {
 
   /** A configuration value or line (broker.conf, flags) does not fit its key. */
   CONFIG_INVALID: 1300,
+
+  // 1400: clients (SDK, admin, CLI).
+  /** No name server knows a route for the topic (it does not exist, or no broker serves it), or no queue of it is writable/readable. */
+  NO_ROUTE: 1400,
+  /** The broker answered a client call with an error response code; the error carries the code and the broker's remark. */
+  BROKER_ERROR: 1401,
+  /** The producer, consumer or admin client is not started, is already started, or is shut down. */
+  CLIENT_STATE_INVALID: 1402,
+  /** An argument given to the client SDK or the CLI is invalid (a group name, an option, a message without topic or body). */
+  ARGUMENT_INVALID: 1403,
+  /** No configured name server answered; the client tried each of them in turn. */
+  NAMESRV_UNAVAILABLE: 1404,
+  /** A send failed on every attempt (the first try and its retries on other brokers); the cause is the last failure. */
+  SEND_FAILED: 1405,
+  /** A subscription expression is invalid, or a consumer subscribes in a way its group cannot serve. */
+  SUBSCRIPTION_INVALID: 1406,
+  /** No message matches the given id or key. */
+  MESSAGE_NOT_FOUND: 1407,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;
