@@ -12,7 +12,6 @@ export {
   type TopicList,
   type TopicRouteData,
 } from '../protocol/index.js';
-export { parseFastjson, quoteBareIntegerKeys } from './fastjson.js';
 export {
   type BrokerIdentityHeader,
   type DeleteTopicRequestHeader,

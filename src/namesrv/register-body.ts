@@ -39,7 +39,7 @@
  */
 import zlib from 'node:zlib';
 import { crc32Range } from '../common/crc32.js';
-import { parseFastjson } from './fastjson.js';
+import { parseFastjson } from '../protocol/index.js';
 import { fail, ok, type Parsed } from './parsed.js';
 
 /** Version of a broker's topic configs; equal versions mean the configs did not change. */

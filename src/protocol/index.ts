@@ -28,6 +28,7 @@ export {
   type SerializeTypeCode,
   type SerializeTypeName,
 } from './codes.js';
+export { parseFastjson, quoteBareIntegerKeys } from './fastjson.js';
 export {
   DEFAULT_MAX_FRAME_BYTES,
   decodeFrame,

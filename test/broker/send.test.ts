@@ -2,8 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Embedded, startEmbedded } from '../../src/broker/index.js';
 import { decodeProperties, encodeBatchBody, encodeProperties } from '../../src/message/index.js';
-import { parseFastjson } from '../../src/namesrv/index.js';
-import { createRequest, encodeSendHeader, RequestCode, ResponseCode } from '../../src/protocol/index.js';
+import {
+  createRequest,
+  encodeSendHeader,
+  parseFastjson,
+  RequestCode,
+  ResponseCode,
+} from '../../src/protocol/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
 import { fakeUniqKey, sendHeader, sendV1, sendV2 } from '../../test-support/broker-fixtures.js';
 

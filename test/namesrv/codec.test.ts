@@ -7,11 +7,10 @@ import {
   decodeRegisterBrokerBody,
   encodeRegisterBrokerBody,
   parseBrokerIdentityHeader,
-  parseFastjson,
   parseRegisterBrokerHeader,
-  quoteBareIntegerKeys,
   type RegisterBrokerBody,
 } from '../../src/namesrv/index.js';
+import { parseFastjson, quoteBareIntegerKeys } from '../../src/protocol/index.js';
 import { topic } from '../../test-support/namesrv-fixtures.js';
 
 test('fastjson: bare integer keys are quoted, strings and arrays are left alone', () => {

@@ -1,0 +1,21 @@
+/**
+ * The tsmq client SDK: producers, consumers and the admin API, speaking RocketMQ's remoting
+ * protocol. It imports nothing of the broker or the store, so an application can use it alone.
+ * Import from here, not from the files beside it.
+ */
+export {
+  ClientInstance,
+  type ClientOptions,
+  type ConsumerMember,
+  type ProducerMember,
+} from './client-instance.js';
+export { BrokerResponseError, isBrokerResponseError } from './errors.js';
+export {
+  compareQueues,
+  decodeMessages,
+  type Message,
+  type MessageExt,
+  type MessageQueue,
+  mqKey,
+} from './message.js';
+export { NamesrvClient, parseNamesrvAddr } from './namesrv-client.js';

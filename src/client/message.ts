@@ -1,0 +1,136 @@
+/**
+ * What SDK users hand to a producer and get from a consumer: Message (topic, body, tags, keys,
+ * user properties) and MessageExt (a stored message with its ids, queue and offsets), plus
+ * MessageQueue, the (topic, brokerName, queueId) triple that names one queue in a cluster.
+ *
+ * Tags, keys, delay level and the message id travel as RocketMQ's system properties (TAGS, KEYS —
+ * keys joined by one space —, DELAY, UNIQ_KEY); user properties are the rest.
+ */
+import { TsmqError } from '../common/errors.js';
+import {
+  createOffsetMsgId,
+  type DecodedRecord,
+  decodeProperties,
+  decodeRecords,
+  KEY_SEPARATOR,
+  MessageProperty,
+} from '../message/index.js';
+
+export interface Message {
+  topic: string;
+  body: Buffer | string;
+  tags?: string;
+  /** Index keys for `tsmq query --key`; several are joined by a space on the wire. */
+  keys?: string | readonly string[];
+  /** User properties; names must not be RocketMQ's reserved ones (TAGS, KEYS, …). */
+  properties?: Record<string, string>;
+  /** RocketMQ delay level (1..18 by default); 0 or absent: deliver at once. */
+  delayLevel?: number;
+  /** Whether the broker must store before answering (WAIT). Default true. */
+  waitStoreMsgOK?: boolean;
+  /** Message flag (an int the application owns). */
+  flag?: number;
+}
+
+export interface MessageQueue {
+  readonly topic: string;
+  readonly brokerName: string;
+  readonly queueId: number;
+}
+
+/** A stable map key for a queue. */
+export function mqKey(mq: MessageQueue): string {
+  return `${mq.topic}@${mq.brokerName}@${mq.queueId}`;
+}
+
+/** RocketMQ's MessageQueue order: topic, then broker name, then queue id. */
+export function compareQueues(a: MessageQueue, b: MessageQueue): number {
+  if (a.topic !== b.topic) return a.topic < b.topic ? -1 : 1;
+  if (a.brokerName !== b.brokerName) return a.brokerName < b.brokerName ? -1 : 1;
+  return a.queueId - b.queueId;
+}
+
+/** A message as stored and delivered. */
+export interface MessageExt {
+  topic: string;
+  body: Buffer;
+  tags: string | undefined;
+  keys: string[];
+  /** Every property, system ones included, as stored. */
+  properties: Map<string, string>;
+  /** The client-made unique id (UNIQ_KEY), or the offsetMsgId when the message has none. */
+  msgId: string;
+  /** The broker-made id: store host + commit-log offset. */
+  offsetMsgId: string;
+  brokerName: string;
+  queueId: number;
+  queueOffset: number;
+  commitLogOffset: number;
+  bornTimestamp: number;
+  storeTimestamp: number;
+  reconsumeTimes: number;
+  sysFlag: number;
+  flag: number;
+  storeSize: number;
+}
+
+const RESERVED = new Set<string>(Object.values(MessageProperty));
+
+/** The wire properties of a message to send: system ones from the fields, then the user's. */
+export function messageProperties(msg: Message, uniqId: string): Record<string, string> {
+  const props: Record<string, string> = {};
+  if (msg.properties) {
+    for (const [k, v] of Object.entries(msg.properties)) {
+      if (RESERVED.has(k)) {
+        throw new TsmqError('ARGUMENT_INVALID', `the property name ${k} is reserved by the system`);
+      }
+      props[k] = v;
+    }
+  }
+  if (msg.tags !== undefined && msg.tags !== '') props[MessageProperty.TAGS] = msg.tags;
+  const keys = typeof msg.keys === 'string' ? [msg.keys] : (msg.keys ?? []);
+  const kept = keys.filter((k) => k.length > 0);
+  if (kept.length > 0) props[MessageProperty.KEYS] = kept.join(KEY_SEPARATOR);
+  if (msg.delayLevel !== undefined && msg.delayLevel > 0) {
+    props[MessageProperty.DELAY] = String(msg.delayLevel);
+  }
+  props[MessageProperty.WAIT] = msg.waitStoreMsgOK === false ? 'false' : 'true';
+  props[MessageProperty.UNIQ_KEY] = uniqId;
+  return props;
+}
+
+export function bodyBuffer(body: Buffer | string): Buffer {
+  return typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+}
+
+/** A decoded record as the SDK hands it out. The body is copied out of the pull buffer. */
+export function toMessageExt(r: DecodedRecord, brokerName: string): MessageExt {
+  const properties = decodeProperties(r.properties);
+  const offsetMsgId = createOffsetMsgId(r.storeHost, r.physicalOffset);
+  const keys = properties.get(MessageProperty.KEYS);
+  return {
+    topic: r.topic,
+    body: Buffer.from(r.body),
+    tags: properties.get(MessageProperty.TAGS),
+    keys: keys ? keys.split(KEY_SEPARATOR).filter((k) => k.length > 0) : [],
+    properties,
+    msgId: properties.get(MessageProperty.UNIQ_KEY) ?? offsetMsgId,
+    offsetMsgId,
+    brokerName,
+    queueId: r.queueId,
+    queueOffset: r.queueOffset,
+    commitLogOffset: r.physicalOffset,
+    bornTimestamp: r.bornTimestamp,
+    storeTimestamp: r.storeTimestamp,
+    reconsumeTimes: r.reconsumeTimes,
+    sysFlag: r.sysFlag,
+    flag: r.flag,
+    storeSize: r.totalSize,
+  };
+}
+
+/** Decodes a PULL_MESSAGE / QUERY_MESSAGE body (whole records, concatenated). */
+export function decodeMessages(body: Buffer | undefined, brokerName: string): MessageExt[] {
+  if (!body || body.length === 0) return [];
+  return decodeRecords(body).map((r) => toMessageExt(r, brokerName));
+}
