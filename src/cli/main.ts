@@ -31,6 +31,12 @@ function port(v: string): number {
   return n;
 }
 
+function positiveInt(v: string): number {
+  const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n >= 1 && Number.isSafeInteger(n))) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
 program
   .command('start')
   .description('run a name server and a broker in one process, with their data under ./data')
@@ -94,9 +100,16 @@ program
   .command('namesrv')
   .description('run a name server')
   .option('-p, --port <port>', 'listen port (0: any free port)', port, DEFAULT_NAMESRV_PORT)
-  .action(async (o: { port: number }) => {
+  .option('--broker-expiry-ms <ms>', 'drop a broker silent this long (default 120000)', positiveInt)
+  .option('--scan-interval-ms <ms>', 'how often to look for silent brokers (default 5000)', positiveInt)
+  .action(async (o: { port: number; brokerExpiryMs?: number; scanIntervalMs?: number }) => {
     const log = createLogger('tsmq');
-    const nameServer = new NameServer({ port: o.port, logger: log.child({ role: 'namesrv' }) });
+    const nameServer = new NameServer({
+      port: o.port,
+      logger: log.child({ role: 'namesrv' }),
+      ...(o.brokerExpiryMs !== undefined && { brokerExpiryMs: o.brokerExpiryMs }),
+      ...(o.scanIntervalMs !== undefined && { scanIntervalMs: o.scanIntervalMs }),
+    });
     await nameServer.start();
     stopOnSignal(log, [() => nameServer.close()]);
   });
