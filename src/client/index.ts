@@ -3,6 +3,8 @@
  * protocol. It imports nothing of the broker or the store, so an application can use it alone.
  * Import from here, not from the files beside it.
  */
+
+export { Admin, type BrokerRow, type QueryOptions, type TopicSpec } from './admin.js';
 export {
   ClientInstance,
   type ClientOptions,
