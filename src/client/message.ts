@@ -5,7 +5,14 @@
  *
  * Tags, keys, delay level and the message id travel as RocketMQ's system properties (TAGS, KEYS —
  * keys joined by one space —, DELAY, UNIQ_KEY); user properties are the rest.
+ *
+ * Compressed bodies: a producer deflates a large body (zlib, as Java's Deflater writes it) and sets
+ * SYSFLAG's COMPRESSED bit; bits 8–10 name the algorithm (RocketMQ 5.x: 3 = zlib; 4.x leaves them
+ * 0, which also means zlib). Consumers get the body inflated. A body we cannot inflate (LZ4 or
+ * ZSTD, or bytes that are not a zlib stream) is handed out as stored, COMPRESSED bit still set,
+ * so the application can tell — one bad message must not stop a queue.
  */
+import { inflateSync } from 'node:zlib';
 import { TsmqError } from '../common/errors.js';
 import {
   createOffsetMsgId,
@@ -14,6 +21,7 @@ import {
   decodeRecords,
   KEY_SEPARATOR,
   MessageProperty,
+  SysFlag,
 } from '../message/index.js';
 
 export interface Message {
@@ -53,6 +61,7 @@ export function compareQueues(a: MessageQueue, b: MessageQueue): number {
 /** A message as stored and delivered. */
 export interface MessageExt {
   topic: string;
+  /** The body as the producer gave it (inflated if it travelled compressed). */
   body: Buffer;
   tags: string | undefined;
   keys: string[];
@@ -69,6 +78,7 @@ export interface MessageExt {
   bornTimestamp: number;
   storeTimestamp: number;
   reconsumeTimes: number;
+  /** SYSFLAG as stored (COMPRESSED set if the body travelled compressed). */
   sysFlag: number;
   flag: number;
   storeSize: number;
@@ -103,6 +113,27 @@ export function bodyBuffer(body: Buffer | string): Buffer {
   return typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
 }
 
+/** Largest body inflating may produce (a bound against a compressed bomb), bytes. */
+export const INFLATED_BODY_BYTES_MAX = 64 * 1024 * 1024;
+
+/**
+ * The body a consumer sees: inflated when SYSFLAG says zlib-compressed, else a copy of the stored
+ * bytes (never a view into the pull buffer). See the file header for what cannot be inflated.
+ */
+export function storedBodyToUser(body: Uint8Array, sysFlag: number): Buffer {
+  if ((sysFlag & SysFlag.COMPRESSED) !== 0) {
+    const type = sysFlag & SysFlag.COMPRESSION_TYPE_MASK;
+    if (type === 0 || type === SysFlag.COMPRESSION_ZLIB) {
+      try {
+        return inflateSync(body, { maxOutputLength: INFLATED_BODY_BYTES_MAX });
+      } catch {
+        // Not a zlib stream (or too big): hand it out as stored; the COMPRESSED bit says so.
+      }
+    }
+  }
+  return Buffer.from(body);
+}
+
 /** A decoded record as the SDK hands it out. The body is copied out of the pull buffer. */
 export function toMessageExt(r: DecodedRecord, brokerName: string): MessageExt {
   const properties = decodeProperties(r.properties);
@@ -110,7 +141,7 @@ export function toMessageExt(r: DecodedRecord, brokerName: string): MessageExt {
   const keys = properties.get(MessageProperty.KEYS);
   return {
     topic: r.topic,
-    body: Buffer.from(r.body),
+    body: storedBodyToUser(r.body, r.sysFlag),
     tags: properties.get(MessageProperty.TAGS),
     keys: keys ? keys.split(KEY_SEPARATOR).filter((k) => k.length > 0) : [],
     properties,
