@@ -21,3 +21,17 @@ export {
   mqKey,
 } from './message.js';
 export { NamesrvClient, parseNamesrvAddr } from './namesrv-client.js';
+export { PRODUCER_LIMITS, Producer, type ProducerOptions, type SendOptions } from './producer.js';
+export {
+  type MessageQueueSelector,
+  queueForShardingKey,
+  RoundRobinSelector,
+  selectByShardingKey,
+} from './queue-selector.js';
+export {
+  type BatchSendResult,
+  isRetryableSendError,
+  RETRYABLE_RESPONSE_CODES,
+  type SendResult,
+  type SendStatus,
+} from './send-api.js';
