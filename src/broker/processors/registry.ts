@@ -1,4 +1,5 @@
-/** The broker's command registry: request code → processor, one processor per file. */
+/** The broker's command registry: request code → processor, one processor per file (or a few closely related). */
+
 import type { BrokerProcessor } from './context.js';
 import { getAllConsumerOffset } from './get-all-consumer-offset.js';
 import { getAllTopicConfig } from './get-all-topic-config.js';
@@ -6,6 +7,7 @@ import { getConsumerListByGroup } from './get-consumer-list-by-group.js';
 import { heartBeat } from './heart-beat.js';
 import { pullMessage } from './pull-message.js';
 import { queryConsumerOffset } from './query-consumer-offset.js';
+import { queryMessage, viewMessageById } from './query-message.js';
 import {
   getEarliestMsgStoretime,
   getMaxOffset,
@@ -20,10 +22,14 @@ import { updateAndCreateTopic } from './update-and-create-topic.js';
 import { updateConsumerOffset } from './update-consumer-offset.js';
 
 export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
+  // messages
   sendMessage,
   sendMessageV2,
   sendBatchMessage,
   pullMessage,
+  queryMessage,
+  viewMessageById,
+  // offsets
   queryConsumerOffset,
   updateConsumerOffset,
   getAllConsumerOffset,
@@ -31,8 +37,10 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   getMaxOffset,
   getMinOffset,
   getEarliestMsgStoretime,
+  // topics
   updateAndCreateTopic,
   getAllTopicConfig,
+  // clients and groups
   heartBeat,
   unregisterClient,
   getConsumerListByGroup,
