@@ -9,6 +9,10 @@
  * table, never a torn one. Like RocketMQ, commits are not durable one by one: the table is written
  * every flushConsumerOffsetInterval (5 s) when it changed, and at close. A crash can thus lose up to
  * one interval of commits, and consumers re-receive those messages (at-least-once).
+ *
+ * Besides the committed offsets, the manager remembers in memory (not persisted) where each
+ * group's last pull of a queue ended: RocketMQ 5's "pull offset", which GET_CONSUME_STATS reports
+ * next to the committed one (pulled but not yet committed = pullOffset − consumerOffset).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -25,8 +29,23 @@ export function offsetKey(topic: string, group: string): string {
   return `${topic}${TOPIC_GROUP_SEPARATOR}${group}`;
 }
 
+/** The topic and group of a `topic@group` key; topics never hold '@', so the first one splits. */
+export function splitOffsetKey(key: string): { topic: string; group: string } | undefined {
+  const at = key.indexOf(TOPIC_GROUP_SEPARATOR);
+  if (at <= 0 || at === key.length - 1) return undefined;
+  return { topic: key.slice(0, at), group: key.slice(at + 1) };
+}
+
+interface GroupTopicOffsets {
+  readonly topic: string;
+  readonly group: string;
+  /** queueId → offset */
+  readonly queues: Map<number, number>;
+}
+
 export class ConsumerOffsetManager {
-  private readonly table = new Map<string, Map<number, number>>();
+  private readonly table = new Map<string, GroupTopicOffsets>();
+  private readonly pulled = new Map<string, GroupTopicOffsets>();
   private readonly file: JsonFile<OffsetsFile | undefined>;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
@@ -44,6 +63,11 @@ export class ConsumerOffsetManager {
     const m = new ConsumerOffsetManager(storePathRootDir, logger);
     const stored = await m.file.read(undefined);
     for (const [key, queues] of Object.entries(stored?.offsetTable ?? {})) {
+      const names = splitOffsetKey(key);
+      if (!names) {
+        logger.warn({ key }, `ignoring consumer offsets under a key that is not topic@group: ${key}`);
+        continue;
+      }
       const q = new Map<number, number>();
       for (const [id, off] of Object.entries(queues ?? {})) {
         const queueId = Number(id);
@@ -53,7 +77,7 @@ export class ConsumerOffsetManager {
           logger.warn({ key, queueId: id, offset: off }, `ignoring a malformed consumer offset for ${key}`);
         }
       }
-      m.table.set(key, q);
+      m.table.set(key, { ...names, queues: q });
     }
     return m;
   }
@@ -66,26 +90,74 @@ export class ConsumerOffsetManager {
 
   /** The committed offset, or undefined if the group never committed one for this queue. */
   query(group: string, topic: string, queueId: number): number | undefined {
-    return this.table.get(offsetKey(topic, group))?.get(queueId);
+    return this.table.get(offsetKey(topic, group))?.queues.get(queueId);
   }
 
   commit(group: string, topic: string, queueId: number, offset: number): void {
     const key = offsetKey(topic, group);
-    let q = this.table.get(key);
-    if (!q) {
-      q = new Map();
-      this.table.set(key, q);
+    let entry = this.table.get(key);
+    if (!entry) {
+      entry = { topic, group, queues: new Map() };
+      this.table.set(key, entry);
     }
-    if (q.get(queueId) === offset) return;
-    q.set(queueId, offset);
+    if (entry.queues.get(queueId) === offset) return;
+    entry.queues.set(queueId, offset);
     this.dirty = true;
+  }
+
+  /** Remembers where a pull of the group ended (the next offset it will ask for); memory only. */
+  recordPull(group: string, topic: string, queueId: number, nextOffset: number): void {
+    const key = offsetKey(topic, group);
+    let entry = this.pulled.get(key);
+    if (!entry) {
+      entry = { topic, group, queues: new Map() };
+      this.pulled.set(key, entry);
+    }
+    entry.queues.set(queueId, nextOffset);
+  }
+
+  /** Where the group's last pull of the queue ended since the broker started, if it pulled it. */
+  pullOffset(group: string, topic: string, queueId: number): number | undefined {
+    return this.pulled.get(offsetKey(topic, group))?.queues.get(queueId);
+  }
+
+  /** Topics the group has committed offsets for (RocketMQ's whichTopicByConsumer). */
+  topicsOfGroup(group: string): string[] {
+    return [...this.table.values()].filter((e) => e.group === group).map((e) => e.topic);
+  }
+
+  /** Groups that have committed offsets for the topic (RocketMQ's whichGroupByTopic). */
+  groupsOfTopic(topic: string): string[] {
+    return [...this.table.values()].filter((e) => e.topic === topic).map((e) => e.group);
+  }
+
+  /** Forgets every group's offsets of a deleted topic; returns how many groups had some. */
+  removeTopic(topic: string): number {
+    return this.removeWhere((e) => e.topic === topic);
+  }
+
+  /** Forgets every offset of a deleted group; returns how many topics it had offsets for. */
+  removeGroup(group: string): number {
+    return this.removeWhere((e) => e.group === group);
+  }
+
+  private removeWhere(match: (e: GroupTopicOffsets) => boolean): number {
+    let n = 0;
+    for (const [key, e] of [...this.table]) {
+      if (!match(e)) continue;
+      this.table.delete(key);
+      n++;
+    }
+    for (const [key, e] of [...this.pulled]) if (match(e)) this.pulled.delete(key);
+    if (n > 0) this.dirty = true;
+    return n;
   }
 
   /** The whole table in the file's shape (GET_ALL_CONSUMER_OFFSET's body). */
   snapshot(): OffsetsFile {
     const offsetTable: OffsetsFile['offsetTable'] = {};
-    for (const [key, q] of this.table) {
-      offsetTable[key] = Object.fromEntries([...q].sort((a, b) => a[0] - b[0]));
+    for (const [key, e] of this.table) {
+      offsetTable[key] = Object.fromEntries([...e.queues].sort((a, b) => a[0] - b[0]));
     }
     return { offsetTable };
   }

@@ -1,9 +1,11 @@
 /** The broker's command registry: request code → processor, one processor per file (or a few closely related). */
 
 import type { BrokerProcessor } from './context.js';
+import { deleteTopicInBroker } from './delete-topic.js';
 import { getAllConsumerOffset } from './get-all-consumer-offset.js';
 import { getAllTopicConfig } from './get-all-topic-config.js';
 import { getConsumerListByGroup } from './get-consumer-list-by-group.js';
+import { getTopicConfig } from './get-topic-config.js';
 import { heartBeat } from './heart-beat.js';
 import { pullMessage } from './pull-message.js';
 import { queryConsumerOffset } from './query-consumer-offset.js';
@@ -40,6 +42,8 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   // topics
   updateAndCreateTopic,
   getAllTopicConfig,
+  getTopicConfig,
+  deleteTopicInBroker,
   // clients and groups
   heartBeat,
   unregisterClient,
