@@ -1,5 +1,6 @@
 /** Helpers for the broker tests: producers' requests built as a Java producer builds them. */
 
+import { javaStringHashCode } from '../src/common/java-hash.js';
 import { encodeProperties } from '../src/message/index.js';
 import {
   createRequest,
@@ -102,4 +103,44 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+export interface HeartbeatSpec {
+  clientId: string;
+  group: string;
+  topic: string;
+  /** Tag expression; "*" by default. */
+  tags?: string;
+  messageModel?: 'CLUSTERING' | 'BROADCASTING';
+}
+
+/** A HEART_BEAT request of one consumer in one group subscribed to one topic, as a Java client sends it. */
+export function consumerHeartbeat(s: HeartbeatSpec): RemotingCommand {
+  const tags = s.tags ?? '*';
+  const tagList = tags === '*' ? [] : tags.split('||').map((t) => t.trim());
+  const body = {
+    clientID: s.clientId,
+    producerDataSet: [{ groupName: 'CLIENT_INNER_PRODUCER' }],
+    consumerDataSet: [
+      {
+        groupName: s.group,
+        consumeType: 'CONSUME_PASSIVELY',
+        messageModel: s.messageModel ?? 'CLUSTERING',
+        consumeFromWhere: 'CONSUME_FROM_LAST_OFFSET',
+        subscriptionDataSet: [
+          {
+            classFilterMode: false,
+            topic: s.topic,
+            subString: tags,
+            tagsSet: tagList,
+            codeSet: tagList.map(javaStringHashCode),
+            subVersion: Date.now(),
+            expressionType: 'TAG',
+          },
+        ],
+        unitMode: false,
+      },
+    ],
+  };
+  return createRequest(RequestCode.HEART_BEAT, {}, Buffer.from(JSON.stringify(body)));
 }

@@ -20,6 +20,7 @@ import { PullRequestHoldService } from './long-polling.js';
 import { NamesrvRegistrar } from './namesrv-registrar.js';
 import type { BrokerContext } from './processors/context.js';
 import { BROKER_PROCESSORS } from './processors/registry.js';
+import { SubscriptionGroupManager } from './subscription-groups.js';
 import { TopicConfigManager } from './topic-config.js';
 
 export interface BrokerOptions {
@@ -43,6 +44,7 @@ export class Broker {
   private offsetManager: ConsumerOffsetManager | undefined;
   private pullHold: PullRequestHoldService | undefined;
   private clientGroups: ClientGroups | undefined;
+  private subscriptionGroupManager: SubscriptionGroupManager | undefined;
   private registrar: NamesrvRegistrar | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pendingRegister: NodeJS.Immediate | undefined;
@@ -88,6 +90,12 @@ export class Broker {
     return this.clientGroups;
   }
 
+  /** Consumer groups' configs; throws before start or after close. */
+  get subscriptionGroups(): SubscriptionGroupManager {
+    if (!this.subscriptionGroupManager) throw new Error('the broker is not running');
+    return this.subscriptionGroupManager;
+  }
+
   get topics(): TopicConfigManager {
     if (!this.topicsManager) throw new Error('the broker is not running');
     return this.topicsManager;
@@ -123,6 +131,13 @@ export class Broker {
       brokerName: c.brokerName,
     });
     const random = this.opts.random ?? ((n: number) => Math.floor(Math.random() * n));
+    const subscriptionGroups = await SubscriptionGroupManager.open({
+      storePathRootDir: c.storePathRootDir,
+      clock: this.clock,
+      autoCreateSubscriptionGroup: c.autoCreateSubscriptionGroup,
+      logger: this.logger,
+    });
+    this.subscriptionGroupManager = subscriptionGroups;
     this.offsetManager = await ConsumerOffsetManager.open(c.storePathRootDir, this.logger);
     this.offsetManager.start(c.flushConsumerOffsetInterval);
     const pullHold = new PullRequestHoldService({
@@ -133,6 +148,7 @@ export class Broker {
     const clients = new ClientGroups({
       channelExpiredTimeoutMs: c.channelExpiredTimeout,
       logger: this.logger,
+      notifyEnabled: (group) => subscriptionGroups.get(group)?.notifyConsumerIdsChangedEnable ?? true,
     });
     this.clientGroups = clients;
     const ctx: BrokerContext = {
@@ -147,6 +163,7 @@ export class Broker {
       offsets: this.offsetManager,
       pullHold,
       clients,
+      subscriptionGroups,
     };
     this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
     for (const p of BROKER_PROCESSORS) {
@@ -242,6 +259,8 @@ export class Broker {
     this.server = undefined;
     if (this.offsetManager) await this.offsetManager.close();
     this.offsetManager = undefined;
+    await this.subscriptionGroupManager?.close();
+    this.subscriptionGroupManager = undefined;
     if (this.messageStore) {
       await this.messageStore.close();
       this.logger.info({ rootDir: this.config.storePathRootDir }, 'store closed cleanly');

@@ -11,7 +11,9 @@
  * When a consumer group's members change (a new channel joins, one leaves or expires) or its set
  * of subscribed topics changes, every channel still in the group gets NOTIFY_CONSUMER_IDS_CHANGED
  * (oneway, header consumerGroup), so the clients rebalance at once instead of at their next
- * 20 s rebalance tick. A group with no channel left is forgotten.
+ * 20 s rebalance tick — unless the group's subscription config turned
+ * notifyConsumerIdsChangedEnable off (the `notifyEnabled` option). A group with no channel left is
+ * forgotten.
  */
 import type { Logger } from '../common/log.js';
 import { SUB_ALL, type TagSubscription } from '../message/index.js';
@@ -54,6 +56,8 @@ export interface ClientGroupsOptions {
   logger?: Logger;
   /** Tells one channel its consumer group changed; default: NOTIFY_CONSUMER_IDS_CHANGED oneway. */
   notify?: (channel: RemotingChannel, consumerGroup: string) => void;
+  /** Whether a group's members are told of its changes at all (default: always). */
+  notifyEnabled?: (consumerGroup: string) => boolean;
 }
 
 export interface ClientIdentity {
@@ -174,6 +178,11 @@ export class ClientGroups {
     return this.producers.get(group);
   }
 
+  /** Consumer groups with a live member subscribed to the topic (RocketMQ's queryTopicConsumeByWho). */
+  groupsSubscribedTo(topic: string): string[] {
+    return [...this.consumers.values()].filter((g) => g.subscriptions.has(topic)).map((g) => g.groupName);
+  }
+
   /** The subscription a consumer group's heartbeat registered for a topic. */
   subscription(group: string, topic: string): SubscriptionData | undefined {
     return this.consumers.get(group)?.subscriptions.get(topic);
@@ -202,6 +211,7 @@ export class ClientGroups {
   }
 
   private notifyGroup(group: ConsumerGroupInfo): void {
+    if (this.opts.notifyEnabled && !this.opts.notifyEnabled(group.groupName)) return;
     for (const ch of group.channels.keys()) {
       if (ch.closed) continue;
       try {

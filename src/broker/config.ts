@@ -26,6 +26,12 @@ export interface BrokerConfig {
   storePathRootDir: string;
   flushDiskType: FlushDiskType;
   autoCreateTopicEnable: boolean;
+  /**
+   * A consumer group unknown to the broker is created (subscriptionGroup.json) on its first
+   * heartbeat or pull. When false, only groups made by UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (and
+   * the built-in ones) may pull; others get SUBSCRIPTION_GROUP_NOT_EXIST.
+   */
+  autoCreateSubscriptionGroup: boolean;
   /** Queue count of TBW102 and thus the most an auto-created topic gets. */
   defaultTopicQueueNums: number;
   registerNameServerPeriod: number;
@@ -63,6 +69,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     storePathRootDir: path.resolve('data', 'store'),
     flushDiskType: 'ASYNC_FLUSH',
     autoCreateTopicEnable: true,
+    autoCreateSubscriptionGroup: true,
     defaultTopicQueueNums: 8,
     registerNameServerPeriod: 30_000,
     maxMessageSize: 4 * 1024 * 1024,
@@ -98,6 +105,7 @@ const KINDS: Record<keyof BrokerConfig, Kind> = {
   storePathRootDir: 'string',
   flushDiskType: 'flush',
   autoCreateTopicEnable: 'bool',
+  autoCreateSubscriptionGroup: 'bool',
   defaultTopicQueueNums: 'int',
   registerNameServerPeriod: 'int',
   maxMessageSize: 'int',

@@ -10,6 +10,7 @@ import type { ClientGroups } from '../client-groups.js';
 import type { BrokerConfig } from '../config.js';
 import type { ConsumerOffsetManager } from '../consumer-offsets.js';
 import type { PullRequestHoldService } from '../long-polling.js';
+import type { SubscriptionGroupManager } from '../subscription-groups.js';
 import type { TopicConfigManager } from '../topic-config.js';
 
 export interface BrokerContext {
@@ -29,6 +30,8 @@ export interface BrokerContext {
   readonly pullHold: PullRequestHoldService;
   /** Producer and consumer groups from heartbeats, with the consumers' subscriptions. */
   readonly clients: ClientGroups;
+  /** Consumer groups' configs (subscriptionGroup.json). */
+  readonly subscriptionGroups: SubscriptionGroupManager;
 }
 
 export interface BrokerProcessor {

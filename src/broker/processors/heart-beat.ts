@@ -4,9 +4,13 @@
  * unitMode}]} registers (or refreshes) the channel in each group it names (../client-groups.ts).
  * Answered SUCCESS; a body that is not a HeartbeatData gets SYSTEM_ERROR.
  *
- * As in RocketMQ, a consumer group's heartbeat also creates its retry topic `%RETRY%<group>`
- * (1 queue, read + write) if missing, so clients that look its route up (push consumers subscribe
- * to it automatically) find one; the name servers hear of it at once.
+ * As in RocketMQ's ClientManageProcessor, a consumer group's heartbeat first looks its
+ * subscription group config up, creating it when autoCreateSubscriptionGroup allows
+ * (../subscription-groups.ts). With a config, the group's retry topic `%RETRY%<group>` is created
+ * if missing (retryQueueNums queues, read + write), so clients that look its route up (push
+ * consumers subscribe to it automatically) find one; the name servers hear of it at once. Without
+ * one (auto-creation off, group unknown) the heartbeat still registers the client, and its pulls
+ * are refused with SUBSCRIPTION_GROUP_NOT_EXIST.
  */
 
 import { Perm } from '../../namesrv/index.js';
@@ -35,6 +39,8 @@ export const heartBeat: BrokerProcessor = {
       }
       throw e;
     }
+    // Before the registration, so that the group's notifyConsumerIdsChangedEnable applies to it.
+    const configs = data.consumerDataSet.map((c) => ctx.subscriptionGroups.findOrCreate(c.groupName));
     ctx.clients.heartbeat(
       channel,
       { clientId: data.clientID, language: request.language, version: request.version },
@@ -42,11 +48,13 @@ export const heartBeat: BrokerProcessor = {
       ctx.clock.now(),
     );
     let created = false;
-    for (const consumer of data.consumerDataSet) {
-      const retry = retryTopicOf(consumer.groupName);
+    for (const config of configs) {
+      if (!config) continue;
+      const retry = retryTopicOf(config.groupName);
       if (!ctx.topics.get(retry)) {
+        const queues = config.retryQueueNums;
         await ctx.topics.upsert(
-          topicConfig(retry, { readQueueNums: 1, writeQueueNums: 1, perm: Perm.READ | Perm.WRITE }),
+          topicConfig(retry, { readQueueNums: queues, writeQueueNums: queues, perm: Perm.READ | Perm.WRITE }),
         );
         created = true;
       }

@@ -27,6 +27,11 @@
  * min(suspendTimeoutMillis, pullSuspendMaxMs); the re-run answers. COMMIT_OFFSET on the first run
  * stores commitOffset for the group, whatever the pull finds.
  *
+ * Before the topic, the group's subscription config is checked (a Map lookup; ../subscription-
+ * groups.ts creates it when autoCreateSubscriptionGroup allows): no config → SUBSCRIPTION_GROUP_
+ * NOT_EXIST 26; consumeEnable false → NO_PERMISSION 16; a BROADCASTING group (by its heartbeat)
+ * whose consumeBroadcastEnable is false → NO_PERMISSION 16.
+ *
  * Without the SUBSCRIPTION flag the subscription the group's heartbeat registered for the topic
  * filters (its codeSet), as in RocketMQ. Where no heartbeat registered one, RocketMQ answers
  * SUBSCRIPTION_NOT_EXIST; tsmq then takes every tag ("*"), leaving filtering to the client (which
@@ -139,6 +144,31 @@ async function processPull(
   const store = ctx.store();
   if (!store) {
     return createResponse(request, ResponseCode.SERVICE_NOT_AVAILABLE, 'the broker is starting or closing');
+  }
+  const group = ctx.subscriptionGroups.findOrCreate(h.consumerGroup);
+  if (!group) {
+    return createResponse(
+      request,
+      ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST,
+      `subscription group [${h.consumerGroup}] does not exist (autoCreateSubscriptionGroup=false on broker ${ctx.config.brokerName}); create it first`,
+    );
+  }
+  if (!group.consumeEnable) {
+    return createResponse(
+      request,
+      ResponseCode.NO_PERMISSION,
+      `subscription group no permission, ${h.consumerGroup}`,
+    );
+  }
+  if (
+    !group.consumeBroadcastEnable &&
+    ctx.clients.consumerGroup(h.consumerGroup)?.messageModel === 'BROADCASTING'
+  ) {
+    return createResponse(
+      request,
+      ResponseCode.NO_PERMISSION,
+      `the consumer group[${h.consumerGroup}] can not consume by broadcast way`,
+    );
   }
   const topic = ctx.topics.get(h.topic);
   if (!topic) {

@@ -19,6 +19,12 @@ import {
 import { sendBatchMessage } from './send-batch-message.js';
 import { sendMessage } from './send-message.js';
 import { sendMessageV2 } from './send-message-v2.js';
+import {
+  deleteSubscriptionGroup,
+  getAllSubscriptionGroupConfig,
+  getSubscriptionGroupConfig,
+  updateAndCreateSubscriptionGroup,
+} from './subscription-group.js';
 import { unregisterClient } from './unregister-client.js';
 import { updateAndCreateTopic } from './update-and-create-topic.js';
 import { updateConsumerOffset } from './update-consumer-offset.js';
@@ -48,4 +54,8 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   heartBeat,
   unregisterClient,
   getConsumerListByGroup,
+  updateAndCreateSubscriptionGroup,
+  getAllSubscriptionGroupConfig,
+  deleteSubscriptionGroup,
+  getSubscriptionGroupConfig,
 ];
