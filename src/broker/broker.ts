@@ -20,6 +20,7 @@ import { PullRequestHoldService } from './long-polling.js';
 import { NamesrvRegistrar } from './namesrv-registrar.js';
 import type { BrokerContext } from './processors/context.js';
 import { BROKER_PROCESSORS } from './processors/registry.js';
+import { BrokerStats } from './stats.js';
 import { SubscriptionGroupManager } from './subscription-groups.js';
 import { TopicConfigManager } from './topic-config.js';
 
@@ -45,6 +46,7 @@ export class Broker {
   private pullHold: PullRequestHoldService | undefined;
   private clientGroups: ClientGroups | undefined;
   private subscriptionGroupManager: SubscriptionGroupManager | undefined;
+  private brokerStats: BrokerStats | undefined;
   private registrar: NamesrvRegistrar | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pendingRegister: NodeJS.Immediate | undefined;
@@ -96,6 +98,12 @@ export class Broker {
     return this.subscriptionGroupManager;
   }
 
+  /** Message counters and rates; throws before start. */
+  get stats(): BrokerStats {
+    if (!this.brokerStats) throw new Error('the broker is not running');
+    return this.brokerStats;
+  }
+
   get topics(): TopicConfigManager {
     if (!this.topicsManager) throw new Error('the broker is not running');
     return this.topicsManager;
@@ -138,6 +146,8 @@ export class Broker {
       logger: this.logger,
     });
     this.subscriptionGroupManager = subscriptionGroups;
+    const stats = new BrokerStats(this.clock);
+    this.brokerStats = stats;
     this.offsetManager = await ConsumerOffsetManager.open(c.storePathRootDir, this.logger);
     this.offsetManager.start(c.flushConsumerOffsetInterval);
     const pullHold = new PullRequestHoldService({
@@ -164,6 +174,7 @@ export class Broker {
       pullHold,
       clients,
       subscriptionGroups,
+      stats,
     };
     this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
     for (const p of BROKER_PROCESSORS) {

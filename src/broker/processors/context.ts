@@ -10,6 +10,7 @@ import type { ClientGroups } from '../client-groups.js';
 import type { BrokerConfig } from '../config.js';
 import type { ConsumerOffsetManager } from '../consumer-offsets.js';
 import type { PullRequestHoldService } from '../long-polling.js';
+import type { BrokerStats } from '../stats.js';
 import type { SubscriptionGroupManager } from '../subscription-groups.js';
 import type { TopicConfigManager } from '../topic-config.js';
 
@@ -32,6 +33,8 @@ export interface BrokerContext {
   readonly clients: ClientGroups;
   /** Consumer groups' configs (subscriptionGroup.json). */
   readonly subscriptionGroups: SubscriptionGroupManager;
+  /** Message counters and rates for the runtime and consume statistics. */
+  readonly stats: BrokerStats;
 }
 
 export interface BrokerProcessor {

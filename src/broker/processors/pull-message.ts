@@ -291,6 +291,8 @@ async function processPull(
   };
   let body: Buffer | undefined;
   if (code === ResponseCode.SUCCESS) {
+    ctx.stats.onGet(h.consumerGroup, h.topic, result.records.length);
+    ctx.offsets.recordPull(h.consumerGroup, h.topic, h.queueId, result.nextBeginOffset);
     // The channel writes one body Buffer; a lone record goes out as the store's view, several are
     // gathered into one copy.
     body = result.records.length === 1 ? result.records[0] : Buffer.concat(result.records, result.totalBytes);

@@ -1,5 +1,8 @@
 /** The broker's command registry: request code → processor, one processor per file (or a few closely related). */
 
+import { queryTopicConsumeByWho } from './consume-by-who.js';
+import { getConsumeStats } from './consume-stats.js';
+import { getConsumerConnectionList } from './consumer-connection.js';
 import type { BrokerProcessor } from './context.js';
 import { deleteTopicInBroker } from './delete-topic.js';
 import { getAllConsumerOffset } from './get-all-consumer-offset.js';
@@ -16,6 +19,7 @@ import {
   getMinOffset,
   searchOffsetByTimestamp,
 } from './queue-offsets.js';
+import { getBrokerRuntimeInfo } from './runtime-info.js';
 import { sendBatchMessage } from './send-batch-message.js';
 import { sendMessage } from './send-message.js';
 import { sendMessageV2 } from './send-message-v2.js';
@@ -25,6 +29,7 @@ import {
   getSubscriptionGroupConfig,
   updateAndCreateSubscriptionGroup,
 } from './subscription-group.js';
+import { getTopicStatsInfo } from './topic-stats.js';
 import { unregisterClient } from './unregister-client.js';
 import { updateAndCreateTopic } from './update-and-create-topic.js';
 import { updateConsumerOffset } from './update-consumer-offset.js';
@@ -50,12 +55,18 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   getAllTopicConfig,
   getTopicConfig,
   deleteTopicInBroker,
+  getTopicStatsInfo,
   // clients and groups
   heartBeat,
   unregisterClient,
   getConsumerListByGroup,
+  getConsumerConnectionList,
   updateAndCreateSubscriptionGroup,
   getAllSubscriptionGroupConfig,
   deleteSubscriptionGroup,
   getSubscriptionGroupConfig,
+  getConsumeStats,
+  queryTopicConsumeByWho,
+  // broker
+  getBrokerRuntimeInfo,
 ];

@@ -78,6 +78,7 @@ export const sendBatchMessage: BrokerProcessor = {
     });
     try {
       const puts = await checked.store.putBatch(msgs);
+      ctx.stats.onPut(puts.length);
       return createResponse(
         request,
         ResponseCode.SUCCESS,

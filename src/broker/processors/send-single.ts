@@ -39,6 +39,7 @@ export async function sendSingle(
       ...(bornHost && { bornHost }),
       reconsumeTimes: h.reconsumeTimes ?? 0,
     });
+    ctx.stats.onPut(1);
     return createResponse(
       request,
       ResponseCode.SUCCESS,
