@@ -219,7 +219,28 @@ describe('subscription groups', () => {
       );
       assert.notEqual(pulled.code, ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST);
       assert.equal((await getGroup(mq, client, 'G_PULL')).code, ResponseCode.SUCCESS);
+      // A name RocketMQ would refuse is not created (as RocketMQ 5 does), and the answer says why.
+      const bad = await client.invoke(
+        mq.brokerAddr,
+        pullRequest({ topic: TOPIC, queueId: 0, queueOffset: 0, consumerGroup: 'bad@group' }),
+      );
+      assert.equal(bad.code, ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST);
+      assert.match(bad.remark!, /contains characters outside/);
     });
+  });
+
+  test('a subscriptionGroup.json that does not hold configs stops the broker from starting', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsmq-groups-bad-'));
+    try {
+      const file = path.join(dataDir, 'store', 'config', 'subscriptionGroup.json');
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, '{"subscriptionGroupTable":{"G":{"groupName":"G","consumeEnable":"no"}}}');
+      await assert.rejects(startEmbedded({ dataDir }), /subscriptionGroup\.json is invalid: .*consumeEnable/);
+      await fs.writeFile(file, '{"subscriptionGroupTable":');
+      await assert.rejects(startEmbedded({ dataDir }), /subscriptionGroup\.json is invalid/);
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('autoCreateSubscriptionGroup=false: unknown groups may not pull until created; built-in and CID_RMQ_SYS_ groups may', async () => {

@@ -28,8 +28,8 @@
  * stores commitOffset for the group, whatever the pull finds.
  *
  * Before the topic, the group's subscription config is checked (a Map lookup; ../subscription-
- * groups.ts creates it when autoCreateSubscriptionGroup allows): no config → SUBSCRIPTION_GROUP_
- * NOT_EXIST 26; consumeEnable false → NO_PERMISSION 16; a BROADCASTING group (by its heartbeat)
+ * groups.ts creates it when autoCreateSubscriptionGroup allows and the name is valid, as RocketMQ 5
+ * does): no config → SUBSCRIPTION_GROUP_NOT_EXIST 26; consumeEnable false → NO_PERMISSION 16; a BROADCASTING group (by its heartbeat)
  * whose consumeBroadcastEnable is false → NO_PERMISSION 16.
  *
  * Without the SUBSCRIPTION flag the subscription the group's heartbeat registered for the topic
@@ -51,6 +51,7 @@ import {
   RequestCode,
   ResponseCode,
   str,
+  validateGroupName,
 } from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { GetMessageResult } from '../../store/index.js';
@@ -147,10 +148,13 @@ async function processPull(
   }
   const group = ctx.subscriptionGroups.findOrCreate(h.consumerGroup);
   if (!group) {
+    const why =
+      validateGroupName(h.consumerGroup) ??
+      `autoCreateSubscriptionGroup=false on broker ${ctx.config.brokerName}; create it first`;
     return createResponse(
       request,
       ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST,
-      `subscription group [${h.consumerGroup}] does not exist (autoCreateSubscriptionGroup=false on broker ${ctx.config.brokerName}); create it first`,
+      `subscription group [${h.consumerGroup}] does not exist: ${why}`,
     );
   }
   if (!group.consumeEnable) {
