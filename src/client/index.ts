@@ -11,6 +11,22 @@ export {
   type ConsumerMember,
   type ProducerMember,
 } from './client-instance.js';
+export {
+  allocateAveragely,
+  allocateAveragelyByCircle,
+  allocateConsistentHash,
+  consistentHashStrategy,
+} from './consumer/allocate.js';
+export type {
+  AllocateContext,
+  AllocateStrategy,
+  AllocateStrategyName,
+  ConsumeContext,
+  ConsumeFromWhere,
+  ConsumeResult,
+  MessageHandler,
+  MessageModel,
+} from './consumer/types.js';
 export { BrokerResponseError, isBrokerResponseError } from './errors.js';
 export {
   compareQueues,
