@@ -17,6 +17,8 @@ export {
   allocateConsistentHash,
   consistentHashStrategy,
 } from './consumer/allocate.js';
+export type { OffsetStore } from './consumer/offset-store.js';
+export { ConsumerApi, type PullResult, type PullStatus, PullSysFlag } from './consumer/pull-api.js';
 export type {
   AllocateContext,
   AllocateStrategy,

@@ -1,0 +1,80 @@
+/**
+ * A consumer's subscriptions: the TAG expression parsed once, the SubscriptionData heartbeats carry
+ * (tagsSet plus the tags' Java hash codes, which the broker filters by), and the client-side
+ * re-check of a message's tag — the broker compares hashes only, so a colliding tag ("Aa" and
+ * "BB" share one) gets through and must be dropped here.
+ */
+import { TsmqError } from '../../common/errors.js';
+import { javaStringHashCode } from '../../common/java-hash.js';
+import { MAX_TOPIC_BYTES, parseTagExpression, SUB_ALL, type TagSubscription } from '../../message/index.js';
+import type { SubscriptionData } from '../../protocol/index.js';
+import type { MessageExt } from '../message.js';
+
+const NAME_CHARS = /^[%|a-zA-Z0-9_-]+$/;
+/** RocketMQ's limit on a group name (Validators.CHARACTER_MAX_LENGTH). */
+const GROUP_MAX_CHARS = 255;
+
+export interface Subscription {
+  readonly topic: string;
+  /** The expression as the user gave it, trimmed ("*" for everything). */
+  readonly expression: string;
+  readonly filter: TagSubscription;
+  /** When the subscription was made; brokers keep the newest (subVersion). */
+  readonly version: number;
+}
+
+export function validateTopic(topic: string): void {
+  if (typeof topic !== 'string' || topic.length === 0) {
+    throw new TsmqError('TOPIC_EMPTY', 'the topic is empty');
+  }
+  if (Buffer.byteLength(topic, 'utf8') > MAX_TOPIC_BYTES) {
+    throw new TsmqError('TOPIC_TOO_LONG', `the topic ${topic} is longer than ${MAX_TOPIC_BYTES} bytes`);
+  }
+  if (!NAME_CHARS.test(topic)) {
+    throw new TsmqError('TOPIC_INVALID', `the topic ${topic} has characters outside [%|a-zA-Z0-9_-]`);
+  }
+}
+
+export function validateGroup(group: string): void {
+  if (typeof group !== 'string' || group.length === 0 || group.length > GROUP_MAX_CHARS) {
+    throw new TsmqError('ARGUMENT_INVALID', `a consumer group needs 1 to ${GROUP_MAX_CHARS} characters`);
+  }
+  if (!NAME_CHARS.test(group)) {
+    throw new TsmqError('ARGUMENT_INVALID', `the group ${group} has characters outside [%|a-zA-Z0-9_-]`);
+  }
+}
+
+/** Parses `expression` for `topic`; an expression naming no tag ("||") is SUBSCRIPTION_INVALID. */
+export function makeSubscription(topic: string, expression: string | undefined, nowMs: number): Subscription {
+  validateTopic(topic);
+  if (expression !== undefined && typeof expression !== 'string') {
+    throw new TsmqError('SUBSCRIPTION_INVALID', 'a subscription expression must be a string');
+  }
+  const filter = parseTagExpression(expression);
+  if (!filter) {
+    throw new TsmqError(
+      'SUBSCRIPTION_INVALID',
+      `the expression ${JSON.stringify(expression)} of topic ${topic} names no tag; use "*" or "A || B"`,
+    );
+  }
+  const trimmed = (expression ?? '').trim();
+  return { topic, expression: filter.all ? SUB_ALL : trimmed, filter, version: nowMs };
+}
+
+/** The SubscriptionData a heartbeat carries for one subscription. */
+export function subscriptionData(s: Subscription): SubscriptionData {
+  const tags = s.filter.all ? [] : [...s.filter.tags];
+  return {
+    topic: s.topic,
+    subString: s.expression,
+    tagsSet: tags,
+    codeSet: tags.map(javaStringHashCode),
+    subVersion: s.version,
+    expressionType: 'TAG',
+  };
+}
+
+/** The client-side tag check (RocketMQ's processPullResult): the tag string itself must match. */
+export function matchesTag(filter: TagSubscription, msg: MessageExt): boolean {
+  return filter.all || (msg.tags !== undefined && filter.tags.has(msg.tags));
+}
