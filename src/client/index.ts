@@ -17,8 +17,15 @@ export {
   allocateConsistentHash,
   consistentHashStrategy,
 } from './consumer/allocate.js';
+export type { ConsumeFailurePolicy, RetryBackoff } from './consumer/consume-failure.js';
 export type { OffsetStore } from './consumer/offset-store.js';
 export { ConsumerApi, type PullResult, type PullStatus, PullSysFlag } from './consumer/pull-api.js';
+export {
+  PushConsumer,
+  type PushConsumerOptions,
+  type PushConsumerStats,
+  type QueueStats,
+} from './consumer/push-consumer.js';
 export type {
   AllocateContext,
   AllocateStrategy,

@@ -1,0 +1,679 @@
+/**
+ * The push consumer (RocketMQ's DefaultMQPushConsumer): subscribe to topics, register a handler,
+ * start; the consumer rebalances the group's queues, long-polls each owned queue and calls the
+ * handler with what arrives.
+ *
+ *   const c = new PushConsumer({ group: 'g', namesrvAddr: '127.0.0.1:9876' });
+ *   c.subscribe('Orders', 'created || paid');
+ *   c.onMessage(async (msgs, { queue }) => { ...; return 'SUCCESS'; });
+ *   await c.start();
+ *   ...
+ *   await c.shutdown();
+ *
+ * Per owned queue, one pull loop:
+ *
+ *   flow control? ──yes──▶ wait 50 ms, check again (logged once per 1000 waits)
+ *        │ no
+ *   PULL_MESSAGE (SUBSCRIPTION, and SUSPEND for brokerSuspendMaxTimeMillis)
+ *        ├─ FOUND           cache the messages, hand them to the handlers in consumeBatchMaxSize
+ *        │                  slices, pull again at once
+ *        ├─ NO_NEW_MSG      (the broker held the pull until its timeout) pull again at once
+ *        ├─ NO_MATCHED_MSG  idem, from past the skipped messages
+ *        ├─ OFFSET_ILLEGAL  continue from the broker's nextBeginOffset
+ *        └─ error           wait pullTimeDelayMillsWhenException, retry
+ *
+ * Flow control holds a queue's next pull while its cache holds more than pullThresholdForQueue
+ * messages or pullThresholdSizeForQueue MiB of bodies, or spans more than
+ * consumeConcurrentlyMaxSpan offsets (one slow message holding back many consumed ones).
+ *
+ * At-least-once: a message leaves its queue's cache only when its handler succeeded (or the
+ * failure policy took it, ./consume-failure.ts); the offset committed is the lowest cached offset,
+ * or one past the highest consumed when the cache is empty (./process-queue.ts). A failed message
+ * is redelivered after 1 s, 2 s, 4 s … 30 s and holds the committed offset until it succeeds.
+ * Offsets are persisted every persistConsumerOffsetIntervalMs, when a queue goes to another member
+ * and at shutdown.
+ *
+ * Unlike RocketMQ's, pulls carry no COMMIT_OFFSET: the broker applies a pull's commit after its
+ * store read, so a pull in flight at shutdown (or at a queue's removal) could land its older
+ * offset after the final UPDATE_CONSUMER_OFFSET and move the group back — duplicates on every
+ * graceful restart. UPDATE_CONSUMER_OFFSET calls go out in order on one connection and the
+ * broker applies them in order, so the last one sent wins.
+ */
+
+import { TsmqError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { ConsumerData } from '../../protocol/index.js';
+import { ClientInstance, type ClientOptions, type ConsumerMember } from '../client-instance.js';
+import { compareQueues, type MessageExt, type MessageQueue, mqKey } from '../message.js';
+import { allocateStrategy } from './allocate.js';
+import {
+  type ConsumeFailurePolicy,
+  DEFAULT_RETRY_BACKOFF,
+  localRedelivery,
+  type RetryBackoff,
+  retryDelayMs,
+} from './consume-failure.js';
+import { ConsumeService, type ConsumeTask } from './consume-service.js';
+import { defaultOffsetStoreDir, LocalFileOffsetStore } from './local-offset-store.js';
+import { type OffsetStore, RemoteOffsetStore } from './offset-store.js';
+import { CONSUME_FROM, intOption, LIMITS, MESSAGE_MODELS, oneOf } from './options.js';
+import { ProcessQueue } from './process-queue.js';
+import { ConsumerApi, describeQueue, type PullResult } from './pull-api.js';
+import { Rebalancer } from './rebalance.js';
+import { computeStartOffset, DEFAULT_CONSUME_TIMESTAMP_AGO_MS } from './start-offset.js';
+import { makeSubscription, type Subscription, subscriptionData, validateGroup } from './subscription.js';
+import {
+  type AllocateStrategy,
+  type AllocateStrategyName,
+  CONSUME_FROM_WIRE,
+  type ConsumeFromWhere,
+  type MessageHandler,
+  type MessageModel,
+} from './types.js';
+
+export interface PushConsumerOptions extends ClientOptions {
+  group: string;
+  /** Default CLUSTERING. */
+  messageModel?: MessageModel;
+  /** Where a group with no committed offset starts. Default LAST_OFFSET. */
+  consumeFromWhere?: ConsumeFromWhere;
+  /** For TIMESTAMP, ms since the epoch. Default: 30 minutes before start(). */
+  consumeTimestamp?: number;
+  /** Queue allocation among the group's members. Default AVERAGE. */
+  allocate?: AllocateStrategyName | AllocateStrategy;
+  /** Messages asked per pull. Default 32. */
+  pullBatchSize?: number;
+  /** Messages per handler call. Default 1. */
+  consumeBatchMaxSize?: number;
+  /** Handler calls running at once. Default 20. */
+  consumeConcurrency?: number;
+  /** Cached messages per queue above which its pulls wait. Default 1000. */
+  pullThresholdForQueue?: number;
+  /** Cached body MiB per queue above which its pulls wait. Default 100. */
+  pullThresholdSizeForQueue?: number;
+  /** Offset span of a queue's cache above which its pulls wait. Default 2000. */
+  consumeConcurrentlyMaxSpan?: number;
+  /** How long a broker may hold a pull that found nothing, ms. Default 15,000. */
+  brokerSuspendMaxTimeMillis?: number;
+  /** Wait after a failed pull, ms. Default 3,000. */
+  pullTimeDelayMillsWhenException?: number;
+  /** Offset persistence period, ms. Default 5,000. */
+  persistConsumerOffsetIntervalMs?: number;
+  /** Periodic rebalance, ms. Default 20,000. */
+  rebalanceIntervalMs?: number;
+  /** BROADCASTING offset files' root. Default ~/.tsmq_offsets. */
+  offsetStoreDir?: string;
+  /** Local redelivery back-off after a failed handler call. Default 1 s doubling to 30 s. */
+  retryBackoff?: Partial<RetryBackoff>;
+  /** What becomes of failed messages. Default: local redelivery (./consume-failure.ts). */
+  failurePolicy?: ConsumeFailurePolicy;
+  /** How long shutdown() waits for handler calls in flight, ms. Default 10,000. */
+  awaitTerminationMs?: number;
+}
+
+/** A queue's cache, as flow control sees it. */
+export interface QueueStats {
+  queue: MessageQueue;
+  cachedCount: number;
+  cachedBytes: number;
+  span: number;
+  /** The offset in memory that the next persist commits. */
+  offset: number | undefined;
+}
+
+export interface PushConsumerStats {
+  pulls: number;
+  pullErrors: number;
+  /** Times a queue's pull waited for its cache to drain. */
+  flowControlTimes: number;
+  /** Messages acknowledged by a successful handler call. */
+  consumed: number;
+  /** Messages handed back by a failed handler call. */
+  failed: number;
+}
+
+/** Pause of a flow-controlled queue before it checks again, ms (RocketMQ's 50 ms). */
+export const FLOW_CONTROL_DELAY_MS = 50;
+/** A flow-control warning is logged once per this many waits. */
+export const FLOW_CONTROL_LOG_EVERY = 1000;
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'closed';
+
+export class PushConsumer {
+  readonly group: string;
+  readonly messageModel: MessageModel;
+  private readonly instance: ClientInstance;
+  private readonly api: ConsumerApi;
+  private readonly store: OffsetStore;
+  private readonly logger: Logger;
+  private readonly subs = new Map<string, Subscription>();
+  private readonly table = new Map<string, ProcessQueue>();
+  private readonly rebalancer: Rebalancer;
+  private readonly consumeService: ConsumeService;
+  private readonly redeliveries = new Set<NodeJS.Timeout>();
+  private readonly failurePolicy: ConsumeFailurePolicy;
+  private readonly backoff: RetryBackoff;
+  private handler: MessageHandler | undefined;
+  private persistTimer: NodeJS.Timeout | undefined;
+  private state: State = 'new';
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly counters: PushConsumerStats = {
+    pulls: 0,
+    pullErrors: 0,
+    flowControlTimes: 0,
+    consumed: 0,
+    failed: 0,
+  };
+
+  private readonly consumeFromWhere: ConsumeFromWhere;
+  private readonly consumeTimestamp: number | undefined;
+  private readonly pullBatchSize: number;
+  private readonly consumeBatchMaxSize: number;
+  private readonly pullThresholdForQueue: number;
+  private readonly pullThresholdBytes: number;
+  private readonly maxSpan: number;
+  private readonly suspendMs: number;
+  private readonly pullErrorDelayMs: number;
+  private readonly persistIntervalMs: number;
+  private readonly awaitTerminationMs: number;
+
+  constructor(opts: PushConsumerOptions) {
+    validateGroup(opts.group);
+    this.group = opts.group;
+    this.messageModel = oneOf('messageModel', opts.messageModel, 'CLUSTERING', MESSAGE_MODELS);
+    this.consumeFromWhere = oneOf('consumeFromWhere', opts.consumeFromWhere, 'LAST_OFFSET', CONSUME_FROM);
+    if (opts.consumeTimestamp !== undefined && !Number.isSafeInteger(opts.consumeTimestamp)) {
+      throw new TsmqError('ARGUMENT_INVALID', 'consumeTimestamp must be ms since the epoch');
+    }
+    this.consumeTimestamp = opts.consumeTimestamp;
+    const allocate = allocateStrategy(opts.allocate);
+    this.pullBatchSize = intOption('pullBatchSize', opts.pullBatchSize, 32, 1, LIMITS.batchMax);
+    this.consumeBatchMaxSize = intOption(
+      'consumeBatchMaxSize',
+      opts.consumeBatchMaxSize,
+      1,
+      1,
+      LIMITS.batchMax,
+    );
+    const concurrency = intOption(
+      'consumeConcurrency',
+      opts.consumeConcurrency,
+      20,
+      1,
+      LIMITS.concurrencyMax,
+    );
+    this.pullThresholdForQueue = intOption(
+      'pullThresholdForQueue',
+      opts.pullThresholdForQueue,
+      1000,
+      1,
+      LIMITS.thresholdCountMax,
+    );
+    this.pullThresholdBytes =
+      intOption('pullThresholdSizeForQueue', opts.pullThresholdSizeForQueue, 100, 1, LIMITS.thresholdMiBMax) *
+      1024 *
+      1024;
+    this.maxSpan = intOption(
+      'consumeConcurrentlyMaxSpan',
+      opts.consumeConcurrentlyMaxSpan,
+      2000,
+      1,
+      LIMITS.spanMax,
+    );
+    this.suspendMs = intOption(
+      'brokerSuspendMaxTimeMillis',
+      opts.brokerSuspendMaxTimeMillis,
+      15_000,
+      1,
+      LIMITS.intervalMsMax,
+    );
+    this.pullErrorDelayMs = intOption(
+      'pullTimeDelayMillsWhenException',
+      opts.pullTimeDelayMillsWhenException,
+      3_000,
+      0,
+      LIMITS.intervalMsMax,
+    );
+    this.persistIntervalMs = intOption(
+      'persistConsumerOffsetIntervalMs',
+      opts.persistConsumerOffsetIntervalMs,
+      5_000,
+      1,
+      LIMITS.intervalMsMax,
+    );
+    const rebalanceIntervalMs = intOption(
+      'rebalanceIntervalMs',
+      opts.rebalanceIntervalMs,
+      20_000,
+      1,
+      LIMITS.intervalMsMax,
+    );
+    this.awaitTerminationMs = intOption(
+      'awaitTerminationMs',
+      opts.awaitTerminationMs,
+      10_000,
+      0,
+      LIMITS.intervalMsMax,
+    );
+    this.backoff = {
+      initialMs: intOption(
+        'retryBackoff.initialMs',
+        opts.retryBackoff?.initialMs,
+        DEFAULT_RETRY_BACKOFF.initialMs,
+        1,
+        LIMITS.intervalMsMax,
+      ),
+      maxMs: intOption(
+        'retryBackoff.maxMs',
+        opts.retryBackoff?.maxMs,
+        DEFAULT_RETRY_BACKOFF.maxMs,
+        1,
+        LIMITS.intervalMsMax,
+      ),
+    };
+    this.failurePolicy = opts.failurePolicy ?? localRedelivery;
+
+    // A broadcasting member's offset file is keyed by its client id, which must survive restarts.
+    const instanceName = opts.instanceName ?? (this.messageModel === 'BROADCASTING' ? 'DEFAULT' : undefined);
+    this.instance = new ClientInstance({ ...opts, ...(instanceName !== undefined && { instanceName }) });
+    this.logger = this.instance.logger.child({ consumerGroup: this.group });
+    this.api = new ConsumerApi(this.instance);
+    this.store =
+      this.messageModel === 'BROADCASTING'
+        ? new LocalFileOffsetStore(
+            opts.offsetStoreDir ?? defaultOffsetStoreDir(),
+            this.instance.clientId,
+            this.group,
+          )
+        : new RemoteOffsetStore(this.api, this.group, this.logger);
+    this.rebalancer = new Rebalancer({
+      instance: this.instance,
+      group: this.group,
+      messageModel: this.messageModel,
+      allocate,
+      topics: () => [...this.subs.keys()],
+      apply: (topic, assigned) => this.apply(topic, assigned),
+      intervalMs: rebalanceIntervalMs,
+      retryDelayMs: Math.max(this.pullErrorDelayMs, 100),
+      logger: this.logger,
+    });
+    this.consumeService = new ConsumeService(concurrency, (task) => this.consume(task));
+  }
+
+  get clientId(): string {
+    return this.instance.clientId;
+  }
+
+  /** Subscribes to a topic with a TAG expression ("*" or "A || B"); before start(). */
+  subscribe(topic: string, expression = '*'): this {
+    if (this.state !== 'new') {
+      throw new TsmqError('CLIENT_STATE_INVALID', 'subscribe() must be called before start()');
+    }
+    this.subs.set(topic, makeSubscription(topic, expression, Date.now()));
+    return this;
+  }
+
+  /** Registers the handler of every message; before start(). */
+  onMessage(handler: MessageHandler): this {
+    if (typeof handler !== 'function')
+      throw new TsmqError('ARGUMENT_INVALID', 'the handler must be a function');
+    if (this.state !== 'new') {
+      throw new TsmqError('CLIENT_STATE_INVALID', 'onMessage() must be called before start()');
+    }
+    this.handler = handler;
+    return this;
+  }
+
+  start(): Promise<void> {
+    if (this.state !== 'new') {
+      return Promise.reject(new TsmqError('CLIENT_STATE_INVALID', `the consumer is ${this.state}`));
+    }
+    this.starting = this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    if (!this.handler) {
+      throw new TsmqError('CLIENT_STATE_INVALID', 'no message handler: call onMessage() before start()');
+    }
+    if (this.subs.size === 0) {
+      throw new TsmqError('CLIENT_STATE_INVALID', 'no subscription: call subscribe() before start()');
+    }
+    this.state = 'starting';
+    try {
+      await this.store.load();
+      this.instance.registerConsumer(this.member());
+      this.instance.start();
+      for (const topic of this.subs.keys()) {
+        await this.instance.route(topic).catch((e: Error) => {
+          this.logger.warn({ topic, err: e.message }, 'no route yet for a subscribed topic');
+        });
+      }
+      await this.instance.heartbeat();
+      this.state = 'running';
+      this.rebalancer.start();
+      this.persistTimer = setInterval(() => {
+        this.persistOwned().catch(() => undefined);
+      }, this.persistIntervalMs);
+      this.persistTimer.unref();
+      await this.rebalancer.request();
+    } catch (e) {
+      this.state = 'closed';
+      this.rebalancer.stop();
+      clearInterval(this.persistTimer);
+      for (const pq of this.table.values()) pq.drop();
+      this.table.clear();
+      this.instance.close();
+      await this.store.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Stops pulling, waits up to awaitTerminationMs for handler calls in flight, persists offsets,
+   * leaves the group (UNREGISTER_CLIENT: the other members take the queues over) and closes.
+   */
+  shutdown(): Promise<void> {
+    if (this.state === 'new' || (this.state === 'closed' && !this.stopping)) {
+      this.state = 'closed';
+      return Promise.resolve();
+    }
+    this.stopping ??= this.doShutdown();
+    return this.stopping;
+  }
+
+  private async doShutdown(): Promise<void> {
+    // A start() in progress completes (or fails) first.
+    await this.starting?.catch(() => undefined);
+    if (this.state === 'closed') return;
+    this.state = 'stopping';
+    this.rebalancer.stop();
+    await this.rebalancer.idle();
+    clearInterval(this.persistTimer);
+    for (const t of this.redeliveries) clearTimeout(t);
+    this.redeliveries.clear();
+    for (const pq of this.table.values()) pq.stopPulling();
+    const drained = await this.consumeService.stop(this.awaitTerminationMs);
+    if (!drained) {
+      this.logger.warn(
+        { awaitTerminationMs: this.awaitTerminationMs },
+        'handlers still running at shutdown; their messages stay uncommitted',
+      );
+    }
+    await this.persistOwned().catch(() => undefined);
+    for (const pq of this.table.values()) pq.drop();
+    this.table.clear();
+    await this.instance.unregister('consumer', this.group);
+    this.instance.close();
+    await this.store.close().catch((e: Error) => this.logger.warn({ err: e.message }, 'offset store close'));
+    this.state = 'closed';
+  }
+
+  /** The queues this consumer owns now, sorted. */
+  assignedQueues(): MessageQueue[] {
+    return [...this.table.values()].map((pq) => pq.mq).sort(compareQueues);
+  }
+
+  /** Each owned queue's cache and offset. */
+  queueStats(): QueueStats[] {
+    return [...this.table.values()]
+      .sort((a, b) => compareQueues(a.mq, b.mq))
+      .map((pq) => ({
+        queue: pq.mq,
+        cachedCount: pq.count,
+        cachedBytes: pq.cachedBytes,
+        span: pq.span,
+        offset: this.store.readMemory(pq.mq),
+      }));
+  }
+
+  stats(): PushConsumerStats {
+    return { ...this.counters };
+  }
+
+  /** Runs a rebalance now (they also run on their own); resolves when it is done. */
+  rebalance(): Promise<void> {
+    return this.rebalancer.request();
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private member(): ConsumerMember {
+    return {
+      group: this.group,
+      consumerData: (): ConsumerData => ({
+        groupName: this.group,
+        consumeType: 'CONSUME_PASSIVELY',
+        messageModel: this.messageModel,
+        consumeFromWhere: CONSUME_FROM_WIRE[this.consumeFromWhere],
+        subscriptionDataSet: [...this.subs.values()].map(subscriptionData),
+        unitMode: false,
+      }),
+      onConsumerIdsChanged: () => {
+        void this.rebalancer.request();
+      },
+      onRoutesRefreshed: () => {
+        void this.rebalancer.request();
+      },
+    };
+  }
+
+  private async persistOwned(): Promise<void> {
+    const mqs = [...this.table.values()].map((pq) => pq.mq);
+    try {
+      await this.store.persist(mqs);
+    } catch (e) {
+      this.logger.warn({ err: (e as Error).message }, 'persisting consumer offsets failed');
+      throw e;
+    }
+  }
+
+  private async apply(topic: string, assigned: MessageQueue[]): Promise<boolean> {
+    if (this.state !== 'running') return true;
+    const want = new Set(assigned.map(mqKey));
+    const gone = [...this.table.values()].filter((pq) => pq.mq.topic === topic && !want.has(mqKey(pq.mq)));
+    await Promise.all(gone.map((pq) => this.removeQueue(pq)));
+    const added = assigned.filter((q) => !this.table.has(mqKey(q)));
+    const results = await Promise.allSettled(added.map((q) => this.addQueue(q)));
+    let ok = true;
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        ok = false;
+        this.logger.warn(
+          { queue: describeQueue(added[i]!), err: (r.reason as Error).message },
+          'cannot start consuming a queue; retrying',
+        );
+      }
+    });
+    if (gone.length > 0 || added.length > 0) {
+      this.logger.info(
+        { topic, removed: gone.map((pq) => pq.mq.queueId), added: added.map((q) => q.queueId) },
+        'rebalanced',
+      );
+    }
+    return ok;
+  }
+
+  private async addQueue(mq: MessageQueue): Promise<void> {
+    const offset = await computeStartOffset(
+      this.api,
+      this.store,
+      mq,
+      this.consumeFromWhere,
+      this.consumeTimestamp ?? Date.now() - DEFAULT_CONSUME_TIMESTAMP_AGO_MS,
+    );
+    const key = mqKey(mq);
+    if (this.state !== 'running' || this.table.has(key)) return;
+    const pq = new ProcessQueue(mq);
+    this.table.set(key, pq);
+    // The group sticks to where this member decided to start, even before anything is consumed.
+    this.store.update(mq, offset, false);
+    void this.pullLoop(pq, offset);
+  }
+
+  /** The queue went to another member: stop, persist its offset, forget it. */
+  private async removeQueue(pq: ProcessQueue): Promise<void> {
+    pq.drop();
+    this.table.delete(mqKey(pq.mq));
+    try {
+      await this.store.persist([pq.mq]);
+    } catch (e) {
+      this.logger.warn({ queue: describeQueue(pq.mq), err: (e as Error).message }, 'offset persist failed');
+    }
+    this.store.remove(pq.mq);
+  }
+
+  private flowControlled(pq: ProcessQueue): boolean {
+    let why: string | undefined;
+    if (pq.count > this.pullThresholdForQueue) why = 'cached messages';
+    else if (pq.cachedBytes > this.pullThresholdBytes) why = 'cached bytes';
+    else if (pq.span > this.maxSpan) why = 'offset span';
+    if (why === undefined) return false;
+    if (this.counters.flowControlTimes++ % FLOW_CONTROL_LOG_EVERY === 0) {
+      this.logger.warn(
+        {
+          queue: describeQueue(pq.mq),
+          cachedCount: pq.count,
+          cachedMiB: Math.round(pq.cachedBytes / 1024 / 1024),
+          span: pq.span,
+          times: this.counters.flowControlTimes,
+        },
+        `flow control (${why}): pulls of this queue wait`,
+      );
+    }
+    return true;
+  }
+
+  private async pullLoop(pq: ProcessQueue, startOffset: number): Promise<void> {
+    const mq = pq.mq;
+    const sub = this.subs.get(mq.topic)!;
+    let next = startOffset;
+    while (!pq.pullStopped) {
+      if (this.flowControlled(pq)) {
+        await pq.sleep(FLOW_CONTROL_DELAY_MS);
+        continue;
+      }
+      let r: PullResult;
+      try {
+        pq.lastPullMs = Date.now();
+        r = await this.api.pull({
+          group: this.group,
+          queue: mq,
+          offset: next,
+          maxMsgNums: this.pullBatchSize,
+          expression: sub.expression,
+          filter: sub.filter,
+          subVersion: sub.version,
+          suspendTimeoutMs: this.suspendMs,
+        });
+        this.counters.pulls++;
+      } catch (e) {
+        if (pq.pullStopped) break;
+        this.counters.pullErrors++;
+        this.logger.warn({ queue: describeQueue(mq), err: (e as Error).message }, 'pull failed');
+        await pq.sleep(this.pullErrorDelayMs);
+        continue;
+      }
+      if (pq.pullStopped) break;
+      switch (r.status) {
+        case 'FOUND': {
+          next = r.nextBeginOffset;
+          const added = pq.put(r.msgs);
+          if (added.length > 0) this.dispatch(pq, added);
+          else this.offsetPastNothing(pq, next);
+          break;
+        }
+        case 'NO_NEW_MSG':
+        case 'NO_MATCHED_MSG':
+          next = r.nextBeginOffset;
+          this.offsetPastNothing(pq, next);
+          break;
+        case 'OFFSET_ILLEGAL':
+          this.logger.warn(
+            { queue: describeQueue(mq), offset: next, nextBeginOffset: r.nextBeginOffset },
+            'the pull offset is illegal; continuing where the broker says',
+          );
+          // Restart from where the broker says once nothing is in flight (offsets may go back:
+          // a re-created queue), so the cache's notion of "highest consumed" starts over.
+          while (pq.count > 0 && !pq.pullStopped) await pq.sleep(FLOW_CONTROL_DELAY_MS);
+          if (pq.pullStopped) break;
+          next = r.nextBeginOffset;
+          pq.clear();
+          this.store.update(mq, next, false);
+          break;
+      }
+    }
+  }
+
+  /**
+   * A pull that gave the handlers nothing (no message, or only other tags) moved the position; with
+   * nothing cached, everything below it is done, so the offset follows (RocketMQ's
+   * correctTagsOffset).
+   */
+  private offsetPastNothing(pq: ProcessQueue, next: number): void {
+    if (pq.count === 0) this.store.update(pq.mq, next, true);
+  }
+
+  private dispatch(pq: ProcessQueue, msgs: MessageExt[]): void {
+    for (let i = 0; i < msgs.length; i += this.consumeBatchMaxSize) {
+      this.consumeService.submit({ pq, msgs: msgs.slice(i, i + this.consumeBatchMaxSize), attempt: 0 });
+    }
+  }
+
+  private async consume(task: ConsumeTask): Promise<void> {
+    const { pq, msgs } = task;
+    // A dropped queue belongs to another member now; it consumes these from the committed offset.
+    if (pq.dropped) return;
+    const ctx = { queue: pq.mq };
+    let ok = false;
+    try {
+      const r = await this.handler!(msgs, ctx);
+      ok = r === undefined || r === 'SUCCESS';
+      if (!ok && r !== 'RETRY_LATER') {
+        this.logger.warn(
+          { result: String(r) },
+          "a handler returned neither 'SUCCESS' nor 'RETRY_LATER'; retrying",
+        );
+      }
+    } catch (e) {
+      this.logger.warn(
+        { queue: describeQueue(pq.mq), offset: msgs[0]?.queueOffset, err: (e as Error).message },
+        'the message handler threw; the messages will be redelivered',
+      );
+    }
+    pq.lastConsumeMs = Date.now();
+    let done = msgs;
+    if (ok) {
+      this.counters.consumed += msgs.length;
+    } else {
+      this.counters.failed += msgs.length;
+      let again: MessageExt[];
+      try {
+        again = await this.failurePolicy.onFailure(msgs, ctx);
+      } catch (e) {
+        this.logger.warn({ err: (e as Error).message }, 'the failure policy threw; redelivering locally');
+        again = msgs;
+      }
+      const redeliver = new Set(again);
+      done = msgs.filter((m) => !redeliver.has(m));
+      if (redeliver.size > 0) this.redeliver(pq, [...redeliver], task.attempt + 1);
+    }
+    if (done.length === 0) return;
+    const offset = pq.remove(done);
+    if (!pq.dropped && offset !== undefined) this.store.update(pq.mq, offset, true);
+  }
+
+  private redeliver(pq: ProcessQueue, msgs: MessageExt[], attempt: number): void {
+    if (pq.pullStopped || this.state !== 'running') return;
+    for (const m of msgs) m.reconsumeTimes++;
+    const t = setTimeout(
+      () => {
+        this.redeliveries.delete(t);
+        if (!pq.pullStopped && this.state === 'running') this.consumeService.submit({ pq, msgs, attempt });
+      },
+      retryDelayMs(attempt, this.backoff),
+    );
+    this.redeliveries.add(t);
+  }
+}
