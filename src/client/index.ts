@@ -18,6 +18,7 @@ export {
   consistentHashStrategy,
 } from './consumer/allocate.js';
 export type { ConsumeFailurePolicy, RetryBackoff } from './consumer/consume-failure.js';
+export { LitePullConsumer, type LitePullConsumerOptions } from './consumer/lite-pull-consumer.js';
 export type { OffsetStore } from './consumer/offset-store.js';
 export { ConsumerApi, type PullResult, type PullStatus, PullSysFlag } from './consumer/pull-api.js';
 export {
