@@ -1,6 +1,6 @@
 /**
  * The admin commands (mqadmin's everyday subset): `tsmq cluster list`, `tsmq topic
- * create|update|delete|list|route`. Each talks to the name servers given by --namesrv (or
+ * create|update|delete|list|route`, `tsmq group list`, `tsmq lag GROUP`. Each talks to the name servers given by --namesrv (or
  * $NAMESRV_ADDR, or 127.0.0.1:9876) and then to the brokers.
  */
 import { type Command, InvalidArgumentError } from 'commander';
@@ -142,4 +142,53 @@ export function addAdminCommands(program: Command): void {
         );
       }),
   );
+
+  const group = program.command('group').description('consumer groups');
+  clientCommand(group.command('list').description('list the subscription groups and their live members'))
+    .option('-c, --cluster <name>', 'only this cluster')
+    .action((o: ClientFlags & { cluster?: string }) =>
+      withAdmin(o, async (admin) => {
+        const rows = await admin.consumerGroups(o.cluster);
+        print(o.json, rows, () =>
+          table(
+            ['GROUP', 'MEMBERS', 'CONSUME', 'BROADCAST', 'MAX RETRIES', 'BROKERS'],
+            rows.map((r) => [
+              r.group,
+              r.members.length,
+              r.consumeEnable ? 'yes' : 'no',
+              r.consumeBroadcastEnable ? 'yes' : 'no',
+              r.retryMaxTimes,
+              r.brokers.join(' '),
+            ]),
+          ),
+        );
+      }),
+    );
+
+  clientCommand(
+    program.command('lag <group>').description('a consumer group’s backlog per queue and in total'),
+  )
+    .option('-t, --topic <topic>', 'only this topic')
+    .option('-c, --cluster <name>', 'only this cluster')
+    .action((name: string, o: ClientFlags & { topic?: string; cluster?: string }) =>
+      withAdmin(o, async (admin) => {
+        const lag = await admin.consumeLag(name, o.topic, o.cluster);
+        print(o.json, lag, () =>
+          lag.queues.length === 0
+            ? `group ${name} has no offsets${o.topic ? ` for topic ${o.topic}` : ''}`
+            : `${table(
+                ['TOPIC', 'BROKER', 'QUEUE', 'BROKER OFFSET', 'CONSUMER OFFSET', 'LAG', 'LAST STORED'],
+                lag.queues.map((q) => [
+                  q.queue.topic,
+                  q.queue.brokerName,
+                  q.queue.queueId,
+                  q.brokerOffset,
+                  q.consumerOffset,
+                  q.lag,
+                  q.lastTimestamp > 0 ? new Date(q.lastTimestamp).toISOString() : '-',
+                ]),
+              )}\ntotal lag: ${lag.totalLag}`,
+        );
+      }),
+    );
 }

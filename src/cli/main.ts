@@ -7,6 +7,8 @@
 import { Command } from 'commander';
 import { isTsmqError } from '../common/errors.js';
 import { addAdminCommands } from './admin-commands.js';
+import { addBenchCommands } from './bench.js';
+import { addMessageCommands } from './message-commands.js';
 import { addRoleCommands } from './roles.js';
 
 const program = new Command();
@@ -17,6 +19,8 @@ program
 
 addRoleCommands(program);
 addAdminCommands(program);
+addMessageCommands(program);
+addBenchCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (isTsmqError(e)) {

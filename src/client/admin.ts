@@ -5,7 +5,20 @@
  */
 import { TsmqError } from '../common/errors.js';
 import { decodeOffsetMsgId } from '../message/index.js';
-import { type ClusterInfo, createRequest, RequestCode, ResponseCode } from '../protocol/index.js';
+import {
+  type ClusterInfo,
+  type ConsumerConnection,
+  computeConsumeLag,
+  createRequest,
+  decodeConsumerConnection,
+  decodeConsumeStats,
+  decodeKVTable,
+  decodeSubscriptionGroupWrapper,
+  type QueueLag,
+  RequestCode,
+  ResponseCode,
+  type SubscriptionGroupConfig,
+} from '../protocol/index.js';
 import { ClientInstance, type ClientOptions, MASTER_ID } from './client-instance.js';
 import { BrokerResponseError } from './errors.js';
 import { decodeMessages, type MessageExt } from './message.js';
@@ -37,6 +50,25 @@ export interface QueryOptions {
   endMs?: number;
   /** Most messages asked of each broker. Default 64. */
   maxNum?: number;
+}
+
+export interface GroupLag {
+  group: string;
+  /** Every queue of every topic the group has offsets for, sorted. */
+  queues: QueueLag[];
+  /** Messages stored but not yet consumed by the group, summed over its queues. */
+  totalLag: number;
+}
+
+export interface GroupRow {
+  group: string;
+  /** Brokers that know the group (its subscription group config). */
+  brokers: string[];
+  consumeEnable: boolean;
+  consumeBroadcastEnable: boolean;
+  retryMaxTimes: number;
+  /** Live members (client ids) the brokers see, if any. */
+  members: string[];
 }
 
 export class Admin {
@@ -150,6 +182,91 @@ export class Admin {
       );
     }
     return [...addrs];
+  }
+
+  /** GET_BROKER_RUNTIME_INFO of one broker: its vital signs as strings (RocketMQ's keys). */
+  async brokerRuntimeInfo(addr: string): Promise<Record<string, string>> {
+    const res = await this.instance.invokeOk(
+      addr,
+      createRequest(RequestCode.GET_BROKER_RUNTIME_INFO),
+      'runtime info',
+    );
+    return decodeKVTable(res.body).table;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Consumer groups
+  // ------------------------------------------------------------------------------------------
+
+  /**
+   * The group's backlog: GET_CONSUME_STATS from every master (for one topic, or every topic the
+   * group has offsets for), per queue and in total.
+   */
+  async consumeLag(group: string, topic?: string, cluster?: string): Promise<GroupLag> {
+    const header: Record<string, string> = { consumerGroup: group };
+    if (topic !== undefined) header.topic = topic;
+    const queues: QueueLag[] = [];
+    for (const addr of await this.masterAddrs(cluster)) {
+      const res = await this.instance.invoke(addr, createRequest(RequestCode.GET_CONSUME_STATS, header));
+      if (res.code === ResponseCode.SUCCESS) {
+        queues.push(...computeConsumeLag(decodeConsumeStats(res.body)).queues);
+      } else if (
+        res.code !== ResponseCode.TOPIC_NOT_EXIST &&
+        res.code !== ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST
+      ) {
+        throw new BrokerResponseError(addr, res, 'consume stats');
+      }
+    }
+    queues.sort(
+      (a, b) =>
+        a.queue.topic.localeCompare(b.queue.topic) ||
+        a.queue.brokerName.localeCompare(b.queue.brokerName) ||
+        a.queue.queueId - b.queue.queueId,
+    );
+    return { group, queues, totalLag: queues.reduce((n, q) => n + q.lag, 0) };
+  }
+
+  /** The group's live members and subscriptions as one broker sees them, or undefined if none. */
+  async consumerConnection(group: string, addr: string): Promise<ConsumerConnection | undefined> {
+    const res = await this.instance.invoke(
+      addr,
+      createRequest(RequestCode.GET_CONSUMER_CONNECTION_LIST, { consumerGroup: group }),
+    );
+    if (res.code === ResponseCode.CONSUMER_NOT_ONLINE) return undefined;
+    if (res.code !== ResponseCode.SUCCESS) throw new BrokerResponseError(addr, res, 'consumer connections');
+    return decodeConsumerConnection(res.body);
+  }
+
+  /** Every subscription group of the cluster's masters, with its live members. */
+  async consumerGroups(cluster?: string): Promise<GroupRow[]> {
+    const rows = new Map<string, GroupRow>();
+    for (const addr of await this.masterAddrs(cluster)) {
+      const res = await this.instance.invokeOk(
+        addr,
+        createRequest(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG),
+        'subscription groups',
+      );
+      const wrapper = decodeSubscriptionGroupWrapper(res.body);
+      for (const c of Object.values(wrapper.subscriptionGroupTable) as SubscriptionGroupConfig[]) {
+        let row = rows.get(c.groupName);
+        if (!row) {
+          row = {
+            group: c.groupName,
+            brokers: [],
+            consumeEnable: c.consumeEnable,
+            consumeBroadcastEnable: c.consumeBroadcastEnable,
+            retryMaxTimes: c.retryMaxTimes,
+            members: [],
+          };
+          rows.set(c.groupName, row);
+        }
+        row.brokers.push(addr);
+        const conn = await this.consumerConnection(c.groupName, addr);
+        for (const m of conn?.connectionSet ?? [])
+          if (!row.members.includes(m.clientId)) row.members.push(m.clientId);
+      }
+    }
+    return [...rows.values()].sort((a, b) => a.group.localeCompare(b.group));
   }
 
   // ------------------------------------------------------------------------------------------

@@ -4,7 +4,14 @@
  * Import from here, not from the files beside it.
  */
 
-export { Admin, type BrokerRow, type QueryOptions, type TopicSpec } from './admin.js';
+export {
+  Admin,
+  type BrokerRow,
+  type GroupLag,
+  type GroupRow,
+  type QueryOptions,
+  type TopicSpec,
+} from './admin.js';
 export {
   ClientInstance,
   type ClientOptions,

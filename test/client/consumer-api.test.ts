@@ -10,7 +10,15 @@ import {
 } from '../../src/client/index.js';
 import { parseTagExpression } from '../../src/message/index.js';
 import { ResponseCode } from '../../src/protocol/index.js';
-import { type Cluster, createTopic, quiet, send, startCluster, unique, waitFor } from './consumer-helpers.js';
+import {
+  type Cluster,
+  createTopic,
+  quiet,
+  send,
+  startCluster,
+  unique,
+  waitFor,
+} from '../../test-support/consumer-fixtures.js';
 
 describe('ConsumerApi', () => {
   let c: Cluster;

@@ -26,7 +26,7 @@ import {
   startCluster,
   unique,
   waitFor,
-} from './consumer-helpers.js';
+} from '../../test-support/consumer-fixtures.js';
 
 const B = 'broker-a';
 

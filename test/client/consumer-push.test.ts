@@ -25,7 +25,7 @@ import {
   startCluster,
   unique,
   waitFor,
-} from './consumer-helpers.js';
+} from '../../test-support/consumer-fixtures.js';
 
 const QUEUES_PER_BROKER = 4;
 

@@ -20,6 +20,7 @@
  *   earliestMessageTimeStamp              store time of the oldest kept message (absent if none)
  *   commitLogDiskRatio                    used fraction of the store's file system, e.g. "0.4512"
  *   commitLogDirCapacity                  "Total : 100.0 GiB, Free : 55.1 GiB."
+ *   pullRequestsHeld                      long-polling pulls waiting for messages now (tsmq's own key)
  *
  * Keys RocketMQ sends that tsmq leaves out because it has nothing true to put there: the thread
  * pools' queue sizes, capacities and head wait times (no thread pools: one event loop),
@@ -87,6 +88,7 @@ export const getBrokerRuntimeInfo: BrokerProcessor = {
       commitLogMaxOffset: String(pos.writtenOffset),
       dispatchBehindBytes: String(Math.max(0, pos.writtenOffset - pos.dispatchedOffset)),
       remainHowManyDataToFlush: humanReadableBytes(Math.max(0, pos.appendedOffset - pos.flushedOffset)),
+      pullRequestsHeld: String(ctx.pullHold.size),
     };
     const earliest = await earliestMessageTime(store);
     if (earliest !== undefined) table.earliestMessageTimeStamp = String(earliest);

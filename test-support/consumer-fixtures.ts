@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Broker, type BrokerConfig } from '../../src/broker/index.js';
-import type { MessageExt } from '../../src/client/index.js';
-import { NamesrvClient } from '../../src/client/index.js';
-import { createLogger } from '../../src/common/log.js';
-import { NameServer } from '../../src/namesrv/index.js';
-import { createRequest, RequestCode, ResponseCode } from '../../src/protocol/index.js';
-import { RemotingClient } from '../../src/remoting/index.js';
-import { headerRequest, sendV2, waitFor } from '../../test-support/broker-fixtures.js';
+import { Broker, type BrokerConfig } from '../src/broker/index.js';
+import type { MessageExt } from '../src/client/index.js';
+import { NamesrvClient } from '../src/client/index.js';
+import { createLogger } from '../src/common/log.js';
+import { NameServer } from '../src/namesrv/index.js';
+import { createRequest, RequestCode, ResponseCode } from '../src/protocol/index.js';
+import { RemotingClient } from '../src/remoting/index.js';
+import { headerRequest, sendV2, waitFor } from './broker-fixtures.js';
 
 export { waitFor };
 

@@ -1,0 +1,215 @@
+/**
+ * `tsmq bench`, in the spirit of RocketMQ's benchmark tool: load against a running cluster, one
+ * JSON line per run on stdout (for scripts) and one human line on stderr.
+ *
+ *   tsmq bench produce  -t T --size 1024 --count N --concurrency C [--batch B]
+ *       acknowledged sends per second, with send latency p50/p99/max
+ *   tsmq bench consume  -t T -g G --count N
+ *       messages per second through a push consumer reading the topic from the start
+ *   tsmq bench latency  -t T --rate R --seconds S
+ *       end-to-end latency (consumer receipt − producer send time, one process, one clock)
+ *       of messages sent at a steady rate
+ */
+import { type Command, InvalidArgumentError } from 'commander';
+import { type Message, Producer, PushConsumer } from '../client/index.js';
+import { clientCommand } from './admin-commands.js';
+import { positiveInt } from './options.js';
+
+interface BenchFlags {
+  namesrv: string;
+  topic: string;
+  size: number;
+}
+
+/** Percentile of ascending numbers (nearest rank). */
+function pct(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
+
+function report(result: Record<string, unknown>, human: string): void {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.stderr.write(`${human}\n`);
+}
+
+function latencySummary(ms: number[]): { p50Ms: number; p99Ms: number; maxMs: number } {
+  ms.sort((a, b) => a - b);
+  return { p50Ms: round(pct(ms, 50)), p99Ms: round(pct(ms, 99)), maxMs: round(ms[ms.length - 1] ?? 0) };
+}
+
+async function produce(o: BenchFlags & { count: number; concurrency: number; batch: number }): Promise<void> {
+  const producer = new Producer({
+    group: 'tsmq-bench-producer',
+    namesrvAddr: o.namesrv,
+    sendTimeoutMs: 30_000,
+  });
+  await producer.start();
+  const body = Buffer.alloc(o.size, 'x');
+  const message = (): Message => ({ topic: o.topic, body, tags: 'bench' });
+  // Warm up: routes, connections, JIT.
+  for (let i = 0; i < 200; i++) await producer.send(message());
+  const latencies: number[] = [];
+  let sent = 0;
+  let errors = 0;
+  let next = 0;
+  const started = process.hrtime.bigint();
+  const worker = async () => {
+    while (next < o.count) {
+      const n = Math.min(o.batch, o.count - next);
+      next += n;
+      const t0 = process.hrtime.bigint();
+      try {
+        if (o.batch > 1) await producer.sendBatch(Array.from({ length: n }, message));
+        else await producer.send(message());
+        sent += n;
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      } catch {
+        errors += n;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: o.concurrency }, worker));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await producer.shutdown();
+  const msgsPerSec = Math.round(sent / seconds);
+  const result = {
+    bench: 'produce',
+    size: o.size,
+    concurrency: o.concurrency,
+    batch: o.batch,
+    sent,
+    errors,
+    seconds: round(seconds),
+    msgsPerSec,
+    mibPerSec: round((msgsPerSec * o.size) / 1048576, 1),
+    ...latencySummary(latencies),
+  };
+  report(
+    result,
+    `produce: ${sent} × ${o.size} B in ${result.seconds} s = ${msgsPerSec} msgs/s (${result.mibPerSec} MiB/s), ` +
+      `send p50 ${result.p50Ms} ms p99 ${result.p99Ms} ms, ${errors} errors`,
+  );
+}
+
+async function consume(o: BenchFlags & { group: string; count: number; timeoutMs: number }): Promise<void> {
+  const consumer = new PushConsumer({
+    group: o.group,
+    namesrvAddr: o.namesrv,
+    consumeFromWhere: 'FIRST_OFFSET',
+    pullBatchSize: 32,
+    consumeBatchMaxSize: 32,
+  });
+  let got = 0;
+  let first = 0n;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  consumer.subscribe(o.topic, '*').onMessage(async (msgs) => {
+    if (got === 0) first = process.hrtime.bigint();
+    got += msgs.length;
+    if (got >= o.count) done();
+  });
+  const timer = setTimeout(done, o.timeoutMs);
+  await consumer.start();
+  await finished;
+  clearTimeout(timer);
+  const seconds = got > 0 ? Number(process.hrtime.bigint() - first) / 1e9 : 0;
+  await consumer.shutdown();
+  const msgsPerSec = seconds > 0 ? Math.round(got / seconds) : 0;
+  report(
+    { bench: 'consume', received: got, seconds: round(seconds), msgsPerSec, complete: got >= o.count },
+    `consume: ${got} messages in ${round(seconds)} s = ${msgsPerSec} msgs/s${got < o.count ? ' (timed out)' : ''}`,
+  );
+}
+
+async function latency(o: BenchFlags & { rate: number; seconds: number }): Promise<void> {
+  const group = `tsmq-bench-latency-${process.pid}`;
+  const consumer = new PushConsumer({ group, namesrvAddr: o.namesrv, consumeFromWhere: 'LAST_OFFSET' });
+  const producer = new Producer({ group: 'tsmq-bench-producer', namesrvAddr: o.namesrv });
+  const latencies: number[] = [];
+  const origin = process.hrtime.bigint();
+  const nowMs = () => Number(process.hrtime.bigint() - origin) / 1e6;
+  let measuring = false;
+  consumer.subscribe(o.topic, 'latency').onMessage(async (msgs) => {
+    const at = nowMs();
+    for (const m of msgs) {
+      const sentAt = Number(m.properties.get('benchSentAtMs'));
+      if (measuring && Number.isFinite(sentAt)) latencies.push(at - sentAt);
+    }
+  });
+  await consumer.start();
+  await producer.start();
+  const body = Buffer.alloc(o.size, 'x');
+  const sendOne = () =>
+    producer
+      .send({ topic: o.topic, body, tags: 'latency', properties: { benchSentAtMs: nowMs().toFixed(3) } })
+      .catch(() => undefined);
+  // Warm up until the consumer owns its queues and messages flow.
+  const warmUntil = Date.now() + 3000;
+  while (Date.now() < warmUntil) {
+    await sendOne();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  measuring = true;
+  const total = o.rate * o.seconds;
+  const start = nowMs();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const due = Math.min(total, Math.floor(((nowMs() - start) / 1000) * o.rate));
+      while (sent < due) {
+        sent++;
+        void sendOne();
+      }
+      if (sent >= total) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 1);
+  });
+  const deadline = Date.now() + 10_000;
+  while (latencies.length < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await producer.shutdown();
+  await consumer.shutdown();
+  const summary = latencySummary(latencies);
+  report(
+    { bench: 'latency', rate: o.rate, seconds: o.seconds, sent, received: latencies.length, ...summary },
+    `latency at ${o.rate} msgs/s: ${latencies.length}/${sent} received, p50 ${summary.p50Ms} ms, ` +
+      `p99 ${summary.p99Ms} ms, max ${summary.maxMs} ms`,
+  );
+}
+
+function bytes(v: string): number {
+  const n = positiveInt(v);
+  if (n > 4 * 1024 * 1024) throw new InvalidArgumentError('at most 4 MiB');
+  return n;
+}
+
+export function addBenchCommands(program: Command): void {
+  const bench = program.command('bench').description('load a running cluster and print JSON figures');
+  const common = (c: Command) =>
+    clientCommand(c)
+      .requiredOption('-t, --topic <topic>', 'topic (create it first, e.g. 8 queues)')
+      .option('-s, --size <bytes>', 'message body size', bytes, 1024);
+  common(bench.command('produce').description('acknowledged sends per second'))
+    .option('-c, --count <n>', 'messages to send', positiveInt, 200_000)
+    .option('--concurrency <n>', 'sends in flight', positiveInt, 256)
+    .option('--batch <n>', 'messages per send (SEND_BATCH_MESSAGE when > 1)', positiveInt, 1)
+    .action(produce);
+  common(bench.command('consume').description('messages per second through a push consumer'))
+    .option(
+      '-g, --group <group>',
+      'consumer group (a new one reads from the start)',
+      `tsmq-bench-${process.pid}`,
+    )
+    .option('-c, --count <n>', 'messages to receive', positiveInt, 200_000)
+    .option('--timeout-ms <ms>', 'give up after', positiveInt, 120_000)
+    .action(consume);
+  common(bench.command('latency').description('end-to-end latency at a steady rate'))
+    .option('-r, --rate <n>', 'messages per second', positiveInt, 5000)
+    .option('--seconds <n>', 'how long', positiveInt, 10)
+    .action(latency);
+}
