@@ -57,7 +57,7 @@ export const defaultCommitLogOptions: CommitLogOptions = {
   flushMode: 'ASYNC',
   flushIntervalMs: 500,
   maxBatchBytes: 4 * 1024 * 1024,
-  tailCacheBytes: 64 * 1024 * 1024,
+  tailCacheBytes: 32 * 1024 * 1024,
   maxUnwrittenBytes: 64 * 1024 * 1024,
 };
 

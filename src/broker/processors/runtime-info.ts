@@ -21,6 +21,8 @@
  *   commitLogDiskRatio                    used fraction of the store's file system, e.g. "0.4512"
  *   commitLogDirCapacity                  "Total : 100.0 GiB, Free : 55.1 GiB."
  *   pullRequestsHeld                      long-polling pulls waiting for messages now (tsmq's own key)
+ *   memoryRss, memoryHeapUsed,            the process's memory in bytes: resident set, V8 heap in use,
+ *     memoryExternal                        memory outside the heap (Buffers) — tsmq's own keys
  *
  * Keys RocketMQ sends that tsmq leaves out because it has nothing true to put there: the thread
  * pools' queue sizes, capacities and head wait times (no thread pools: one event loop),
@@ -62,6 +64,11 @@ async function earliestMessageTime(store: MessageStore): Promise<number | undefi
   }
 }
 
+function memoryKeys(): Record<string, string> {
+  const m = process.memoryUsage();
+  return { memoryRss: String(m.rss), memoryHeapUsed: String(m.heapUsed), memoryExternal: String(m.external) };
+}
+
 export const getBrokerRuntimeInfo: BrokerProcessor = {
   code: RequestCode.GET_BROKER_RUNTIME_INFO,
   async handle(ctx, request) {
@@ -89,6 +96,7 @@ export const getBrokerRuntimeInfo: BrokerProcessor = {
       dispatchBehindBytes: String(Math.max(0, pos.writtenOffset - pos.dispatchedOffset)),
       remainHowManyDataToFlush: humanReadableBytes(Math.max(0, pos.appendedOffset - pos.flushedOffset)),
       pullRequestsHeld: String(ctx.pullHold.size),
+      ...memoryKeys(),
     };
     const earliest = await earliestMessageTime(store);
     if (earliest !== undefined) table.earliestMessageTimeStamp = String(earliest);
