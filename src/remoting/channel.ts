@@ -19,6 +19,7 @@ import {
   nextOpaque,
   type RemotingCommand,
   ResponseCode,
+  type SerializeTypeCode,
 } from '../protocol/index.js';
 
 export interface ChannelOptions {
@@ -28,6 +29,11 @@ export interface ChannelOptions {
   maxInFlight: number;
   /** Close the connection after this long without any traffic (0: never). */
   idleTimeoutMs: number;
+  /**
+   * Header encoding of the requests this side sends (responses always use the request's). Unset:
+   * each request's own. A client sets ROCKETMQ (binary) to spare both ends the JSON.
+   */
+  requestSerializeType?: SerializeTypeCode;
 }
 
 /** Handles a request from the peer; the returned command (if any) is sent back as the response. */
@@ -140,7 +146,12 @@ export class RemotingChannel {
       );
     }
     const opaque = nextOpaque();
-    const cmd: RemotingCommand = { ...request, opaque, flag: request.flag & ~0b11 };
+    const cmd: RemotingCommand = {
+      ...request,
+      opaque,
+      flag: request.flag & ~0b11,
+      serializeType: this.opts.requestSerializeType ?? request.serializeType,
+    };
     return new Promise<RemotingCommand>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(opaque);
@@ -159,7 +170,12 @@ export class RemotingChannel {
   /** Sends a request that expects no response. */
   invokeOneway(request: RemotingCommand): void {
     if (this.closedError) throw this.closedError;
-    this.write({ ...request, opaque: nextOpaque(), flag: (request.flag & ~0b01) | 0b10 });
+    this.write({
+      ...request,
+      opaque: nextOpaque(),
+      flag: (request.flag & ~0b01) | 0b10,
+      serializeType: this.opts.requestSerializeType ?? request.serializeType,
+    });
   }
 
   /**

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { NamesrvClient, parseNamesrvAddr } from '../../src/client/index.js';
+import { ClientInstance, NamesrvClient, parseNamesrvAddr } from '../../src/client/index.js';
 import { isTsmqError } from '../../src/common/errors.js';
-import { RemotingClient } from '../../src/remoting/index.js';
+import { createResponse, RequestCode, ResponseCode, SerializeType } from '../../src/protocol/index.js';
+import { RemotingClient, RemotingServer } from '../../src/remoting/index.js';
 import { startNameServer } from '../../test-support/namesrv-fixtures.js';
 
 /** An address nothing listens on: a port bound and released. */
@@ -57,5 +58,32 @@ test('when every name server is down the error says so and names them', async ()
     });
   } finally {
     remoting.close();
+  }
+});
+
+test('SDK requests use binary (ROCKETMQ) headers by default and JSON on request; answers follow', async () => {
+  const seen: number[] = [];
+  const server = new RemotingServer({ host: '127.0.0.1', port: 0 });
+  server.registerProcessor(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER, (req) => {
+    seen.push(req.serializeType);
+    return createResponse(
+      req,
+      ResponseCode.SUCCESS,
+      undefined,
+      undefined,
+      Buffer.from('{"topicList":["T"]}'),
+    );
+  });
+  const { port } = await server.listen();
+  const binary = new ClientInstance({ namesrvAddr: `127.0.0.1:${port}` });
+  const json = new ClientInstance({ namesrvAddr: `127.0.0.1:${port}`, serializeType: 'JSON' });
+  try {
+    assert.deepEqual(await binary.namesrv.topicList(), ['T']);
+    assert.deepEqual(await json.namesrv.topicList(), ['T']);
+    assert.deepEqual(seen, [SerializeType.ROCKETMQ, SerializeType.JSON]);
+  } finally {
+    binary.close();
+    json.close();
+    await server.close();
   }
 });
