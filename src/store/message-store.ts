@@ -40,6 +40,7 @@ import { type DispatchedMessage, Dispatcher } from './dispatcher.js';
 import { IndexService } from './index-service.js';
 import { type FileIo, nodeFileIo, readFully, writeFully } from './io.js';
 import { JsonFile } from './json-store.js';
+import { ReadAheadCache, UnitReadAhead } from './read-cache.js';
 import { decideRecovery, detectRecordCrc, scanCommitLog } from './recovery.js';
 import { defaultRetentionOptions, Retention, type RetentionOptions } from './retention.js';
 
@@ -70,6 +71,11 @@ export interface MessageStoreOptions {
   /** Verify the CRC of every record served by reads. */
   checkCrcOnRead: boolean;
   /**
+   * Commit-log blocks read from disk for queue reads, kept for the other queues reading the same
+   * stretch of the log (read-cache.ts); 0 reads each pull's records directly.
+   */
+  readCacheBytes: number;
+  /**
    * End every record with RocketMQ's `__CRC32#` property, a CRC of the whole record, so that
    * damage anywhere in it (not only the body) is detected by recovery and reads.
    */
@@ -96,6 +102,7 @@ export const defaultStoreOptions: Omit<MessageStoreOptions, 'rootDir'> = {
   cleanIntervalMs: 10_000,
   storeHost: { address: '127.0.0.1', port: 10911 },
   checkCrcOnRead: true,
+  readCacheBytes: 16 * 1024 * 1024,
   appendRecordCrc: true,
   io: nodeFileIo,
   clock: systemClock,
@@ -178,6 +185,10 @@ function recordBytesLimit(maxMessageBytes: number): number {
 const READ_SPAN_MAX = 1024 * 1024;
 /** A read may span this many times the bytes of the records it serves (plus 64 KiB). */
 const READ_SPAN_SLACK = 8;
+/** Block of the read-ahead cache: ~500 records of 1 KiB per read, a few queues' pulls each. */
+const READ_CACHE_BLOCK_BYTES = 512 * 1024;
+/** Consume-queue units read per call for a queue read (20 bytes each), the rest kept for the next. */
+const UNIT_READ_AHEAD = 512;
 
 /** A PutResult whose offsetMsgId is built only when asked for. */
 class StoredMessage implements PutResult {
@@ -204,6 +215,10 @@ const queueKey = (topic: string, queueId: number) => `${topic}\u0000${queueId}`;
 
 export class MessageStore {
   private readonly queueOffsets = new Map<string, number>();
+  /** Backlog blocks shared by queue reads (read-cache.ts). */
+  readonly readCache: ReadAheadCache;
+  /** Consume-queue units read ahead for each queue's next read (read-cache.ts). */
+  private readonly unitAhead = new UnitReadAhead(UNIT_READ_AHEAD, 1024);
   private readonly storeHostBytes: Buffer;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private cleanTimer: NodeJS.Timeout | undefined;
@@ -227,6 +242,11 @@ export class MessageStore {
     readonly retention: Retention,
   ) {
     this.storeHostBytes = encodeHost(opts.storeHost);
+    this.readCache = new ReadAheadCache(
+      commitLog,
+      READ_CACHE_BLOCK_BYTES,
+      Math.floor(opts.readCacheBytes / READ_CACHE_BLOCK_BYTES),
+    );
   }
 
   static async open(options: Partial<MessageStoreOptions> & { rootDir: string }): Promise<MessageStore> {
@@ -542,6 +562,7 @@ export class MessageStore {
     if (offset === max) return empty('OFFSET_OVERFLOW_ONE', offset, min, max);
     if (offset > max) return empty('OFFSET_OVERFLOW_BADLY', max, min, max);
 
+    const key = queueKey(topic, queueId);
     const maxBytes = o.maxBytes ?? Number.MAX_SAFE_INTEGER;
     const maxScan = o.maxScanUnits ?? Math.max(o.maxCount, 16_000);
     const picked: Array<{ q: number; phys: number; size: number }> = [];
@@ -552,7 +573,15 @@ export class MessageStore {
       const want = o.tagsCodeFilter
         ? Math.min(max - next, 1024)
         : Math.min(o.maxCount - picked.length, max - next);
-      const units = await cq.readUnits(next, want);
+      let units = this.unitAhead.take(key, next, want);
+      if (!units) {
+        const epoch = this.unitAhead.epoch;
+        units = await cq.readUnits(next, Math.max(want, UNIT_READ_AHEAD));
+        if (units.length > want * 20) {
+          this.unitAhead.keep(key, topic, next, units, epoch);
+          units = units.subarray(0, want * 20);
+        }
+      }
       const n = units.length / 20;
       if (n === 0) break;
       for (let i = 0; i < n; i++) {
@@ -582,19 +611,31 @@ export class MessageStore {
     let total = 0;
     // Records still in the tail cache are zero-copy views of bytes this process wrote: only their
     // framing is checked (the CRCs guard against the disk, not against our own memory). The rest
-    // is read from disk, one read per run of nearby records — a queue's messages are interleaved
-    // with other queues' in the log, and one larger read beats many small ones while the span
-    // stays within READ_SPAN_SLACK times the bytes wanted (and READ_SPAN_MAX bytes) — and every
-    // record read from disk has its CRCs verified.
+    // comes from disk: from the read-ahead cache's blocks, which every queue reading that stretch
+    // of the log shares, or (a record straddling two blocks, or the cache off) by one read per run
+    // of nearby records — a queue's messages are interleaved with other queues' in the log, and
+    // one larger read beats many small ones while the span stays within READ_SPAN_SLACK times the
+    // bytes wanted (and READ_SPAN_MAX bytes). Every record from disk has its CRCs verified.
     let i = 0;
     outer: while (i < picked.length) {
       let j = i + 1;
       let start = picked[i]!.phys;
-      let buf = this.commitLog.cachedView(start, picked[i]!.size);
+      const size = picked[i]!.size;
+      let buf = this.commitLog.cachedView(start, size);
       const fromCache = buf !== undefined;
       if (!buf) {
+        // The backlog: a block other queues' readers share (see read-cache.ts), else a direct read.
+        buf = this.readCache.view(start, size);
+        if (!buf) {
+          await this.readCache.load(start, size);
+          buf = this.readCache.view(start, size);
+        }
+      }
+      if (!buf) {
+        // With the cache on, only a record it cannot hold comes here (one straddling two blocks,
+        // or larger than one): read just that record.
         let wanted = picked[i]!.size;
-        while (j < picked.length) {
+        while (j < picked.length && this.readCache.maxBlocks === 0) {
           const next = picked[j]!;
           const span = next.phys + next.size - start;
           if (next.phys < picked[j - 1]!.phys + picked[j - 1]!.size) break;
@@ -781,6 +822,7 @@ export class MessageStore {
     // topic (skipped by dispatch from here on), later ones to its next life, whose queue offsets
     // start again at 0 and whose dispatch waits until the old queues are gone.
     this.dispatcher.beginDeletion(topic, this.commitLog.appendedOffset());
+    this.unitAhead.forgetTopic(topic);
     for (const k of [...this.queueOffsets.keys()]) {
       if (k.startsWith(`${topic}\u0000`)) this.queueOffsets.delete(k);
     }
@@ -790,6 +832,7 @@ export class MessageStore {
       await this.tombstoneFile.write({ version: 1, topics: Object.fromEntries(tombstones) });
       await this.consumeQueues.deleteTopic(topic);
     } finally {
+      this.unitAhead.forgetTopic(topic);
       this.dispatcher.endDeletion(topic);
       release();
     }

@@ -297,9 +297,24 @@ async function processPull(
   if (code === ResponseCode.SUCCESS) {
     ctx.stats.onGet(h.consumerGroup, h.topic, result.records.length);
     ctx.offsets.recordPull(h.consumerGroup, h.topic, h.queueId, result.nextBeginOffset);
-    // The channel writes one body Buffer; a lone record goes out as the store's view, several are
-    // gathered into one copy.
-    body = result.records.length === 1 ? result.records[0] : Buffer.concat(result.records, result.totalBytes);
+    body = joinRecords(result.records, result.totalBytes);
   }
   return createResponse(request, code, undefined, ext, body);
+}
+
+/**
+ * The response body: the channel writes one Buffer. Records that lie back to back in one buffer
+ * of the store (a run of one queue's messages in the tail cache or a read-ahead block, as batched
+ * sends leave them) go out as one zero-copy view; others are gathered into one copy.
+ */
+export function joinRecords(records: readonly Buffer[], totalBytes: number): Buffer {
+  const first = records[0]!;
+  if (records.length === 1) return first;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < records.length; i++) {
+    const r = records[i]!;
+    if (r.buffer !== first.buffer || r.byteOffset !== end) return Buffer.concat(records, totalBytes);
+    end += r.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, totalBytes);
 }

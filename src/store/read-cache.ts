@@ -1,0 +1,180 @@
+/**
+ * The read-ahead cache of the backlog: commit-log blocks read from disk for queue reads, kept
+ * for the other queues that read the same stretch of the log.
+ *
+ * Consumers of a topic's queues move through the log together, and a queue's messages are
+ * interleaved with the other queues' there: a pull of 32 messages of one queue spans the bytes of
+ * every queue's messages in between. Reading exactly that span for each queue reads every byte
+ * once per queue (eight times for eight queues); reading the records one by one costs a system
+ * call each. This cache reads aligned blocks instead:
+ *
+ *   segment base                                                        segment end
+ *   |<-- blockBytes -->|<-- blockBytes -->|<-- blockBytes -->| ... |<- short ->|
+ *                      ^ one read of the whole block; every queue's records inside it are
+ *                        zero-copy views of the one buffer
+ *
+ * A block is read once while the queues' readers are within `maxBlocks` blocks of each other, and
+ * evicted least recently used first. Blocks only ever hold written bytes (clamped to the written
+ * offset when read), and written bytes of the log never change while the store runs, so a cached
+ * block is never stale; a block read short (near the written offset) is read again when a later
+ * record lies past its end. Concurrent misses of one block share one read.
+ *
+ * The bytes are as on disk: callers verify every record they serve from here (the CRCs guard
+ * against the disk), exactly as for a direct read. A record that straddles two blocks, or is
+ * larger than a block, is not served here (`view` answers undefined after `load`): the caller
+ * reads it directly.
+ */
+import type { CommitLog } from './commit-log.js';
+import { CQ_UNIT_BYTES } from './consume-queue.js';
+
+interface Block {
+  readonly start: number;
+  /** Exclusive; where the bytes read end (short near the written offset or a segment's end). */
+  end: number;
+  buf: Buffer | undefined;
+  loading: Promise<void> | undefined;
+  lastUse: number;
+}
+
+export class ReadAheadCache {
+  private readonly blocks = new Map<number, Block>();
+  private useClock = 0;
+  /** Blocks read from disk (a metric, and what tests look at). */
+  reads = 0;
+
+  constructor(
+    private readonly log: CommitLog,
+    readonly blockBytes: number,
+    readonly maxBlocks: number,
+  ) {}
+
+  /** Where the aligned block holding `offset` starts, or undefined if no segment holds it. */
+  private blockStart(offset: number): number | undefined {
+    const seg = this.log.segmentFor(offset);
+    if (!seg) return undefined;
+    return seg.base + Math.floor((offset - seg.base) / this.blockBytes) * this.blockBytes;
+  }
+
+  /** A zero-copy view of [offset, offset + length) if one loaded block holds all of it. */
+  view(offset: number, length: number): Buffer | undefined {
+    if (this.maxBlocks <= 0) return undefined;
+    const start = this.blockStart(offset);
+    if (start === undefined) return undefined;
+    const b = this.blocks.get(start);
+    if (!b?.buf || offset + length > b.end) return undefined;
+    b.lastUse = ++this.useClock;
+    return b.buf.subarray(offset - start, offset + length - start);
+  }
+
+  /**
+   * Reads the block holding `offset` unless it is loaded (or being loaded) and reaches
+   * `offset + length`. Afterwards `view` answers for the range if the block holds it.
+   */
+  async load(offset: number, length: number): Promise<void> {
+    if (this.maxBlocks <= 0 || length > this.blockBytes) return;
+    const start = this.blockStart(offset);
+    if (start === undefined) return;
+    let b = this.blocks.get(start);
+    if (b?.loading) await b.loading;
+    b = this.blocks.get(start);
+    if (b?.buf && offset + length <= b.end) return;
+    const seg = this.log.segmentFor(offset)!;
+    const end = Math.min(start + this.blockBytes, seg.base + seg.capacity, this.log.writtenOffset());
+    if (offset + length > end) return; // past the block or not written: not ours to serve
+    const block: Block = { start, end, buf: undefined, loading: undefined, lastUse: ++this.useClock };
+    block.loading = this.log.readFromDisk(start, end - start).then(
+      (buf) => {
+        block.buf = buf;
+        block.end = start + buf.length;
+        block.loading = undefined;
+      },
+      () => {
+        // The caller's direct read reports the failure; forget the block.
+        if (this.blocks.get(start) === block) this.blocks.delete(start);
+      },
+    );
+    this.blocks.set(start, block);
+    this.evict();
+    this.reads++;
+    await block.loading;
+  }
+
+  private evict(): void {
+    while (this.blocks.size > this.maxBlocks) {
+      let oldest: Block | undefined;
+      for (const b of this.blocks.values()) {
+        if (b.loading === undefined && (oldest === undefined || b.lastUse < oldest.lastUse)) oldest = b;
+      }
+      if (!oldest) return;
+      this.blocks.delete(oldest.start);
+    }
+  }
+
+  /** Bytes held now. */
+  get bytes(): number {
+    let n = 0;
+    for (const b of this.blocks.values()) n += b.buf?.length ?? 0;
+    return n;
+  }
+
+  clear(): void {
+    this.blocks.clear();
+  }
+}
+
+/**
+ * Consume-queue units read ahead for queue reads. A pull asks for a few dozen units; once they are
+ * no longer in the consume queue's memory window each ask is a small read from its file, a system
+ * call per pull. This keeps the units after those asked (up to `aheadUnits`, read in the same
+ * call) for the queue's next pull.
+ *
+ * Units below a queue's dispatched maximum never change while the store runs (the dispatcher puts
+ * each unit once, at its queue offset; re-dispatching writes the same bytes) — except when a
+ * topic is deleted and its queues start again at offset 0: `forgetTopic` drops those. Runs holding
+ * a hole (a zero unit) are not kept, so a unit filled later is never missed.
+ */
+export class UnitReadAhead {
+  /** Per queue: units [from, from + units.length / 20), oldest-used queue first. */
+  private readonly byQueue = new Map<string, { topic: string; from: number; units: Buffer }>();
+
+  constructor(
+    readonly aheadUnits: number,
+    readonly maxQueues: number,
+  ) {}
+
+  /** Units [from, from + count) of the queue, or fewer from `from` on, if held; else undefined. */
+  take(key: string, from: number, count: number): Buffer | undefined {
+    const e = this.byQueue.get(key);
+    if (!e) return undefined;
+    const held = e.units.length / CQ_UNIT_BYTES;
+    if (from < e.from || from >= e.from + held) {
+      this.byQueue.delete(key);
+      return undefined;
+    }
+    const at = from - e.from;
+    const n = Math.min(count, held - at);
+    return e.units.subarray(at * CQ_UNIT_BYTES, (at + n) * CQ_UNIT_BYTES);
+  }
+
+  /** Changes with every `forgetTopic`: units read before it must not be kept (see `keep`). */
+  epoch = 0;
+
+  /**
+   * Keeps units read from `from` for the queue's next reads: not when they hold a hole, nor when
+   * a topic was forgotten since the read began (`epochAtRead`: `epoch` before the read).
+   */
+  keep(key: string, topic: string, from: number, units: Buffer, epochAtRead: number): void {
+    if (epochAtRead !== this.epoch) return;
+    for (let p = 8; p < units.length; p += CQ_UNIT_BYTES) {
+      if (units[p] === 0 && units[p + 1] === 0 && units[p + 2] === 0 && units[p + 3] === 0) return;
+    }
+    this.byQueue.delete(key);
+    if (this.byQueue.size >= this.maxQueues) this.byQueue.delete(this.byQueue.keys().next().value!);
+    this.byQueue.set(key, { topic, from, units });
+  }
+
+  forgetTopic(topic: string): void {
+    this.epoch++;
+    for (const [k, e] of this.byQueue) if (e.topic === topic) this.byQueue.delete(k);
+  }
+}
