@@ -14,13 +14,19 @@
  */
 import { inflateSync } from 'node:zlib';
 import { TsmqError } from '../common/errors.js';
+import type { HostAddress } from '../common/types.js';
 import {
   createOffsetMsgId,
   type DecodedRecord,
+  decodeHost,
   decodeProperties,
-  decodeRecords,
+  describeDecodeResult,
+  getProperty,
   KEY_SEPARATOR,
+  locateRecord,
   MessageProperty,
+  newRecordLayout,
+  recordField,
   SysFlag,
 } from '../message/index.js';
 
@@ -160,8 +166,151 @@ export function toMessageExt(r: DecodedRecord, brokerName: string): MessageExt {
   };
 }
 
-/** Decodes a PULL_MESSAGE / QUERY_MESSAGE body (whole records, concatenated). */
-export function decodeMessages(body: Buffer | undefined, brokerName: string): MessageExt[] {
+/**
+ * A pulled message. The fixed fields are read when it is decoded; the properties (a Map), the
+ * tags, keys and both ids are worked out from the stored properties string on first use, since
+ * most handlers never look at most of them. Enumerable like a plain MessageExt (JSON.stringify
+ * and spreading see every field; `toJSON` builds them).
+ */
+class PulledMessage implements MessageExt {
+  private props: Map<string, string> | undefined;
+  private offsetId: string | undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly body: Buffer,
+    /** The properties as stored (`key\u0001value\u0002` …). */
+    private readonly rawProperties: string,
+    private readonly storeHost: HostAddress,
+    readonly brokerName: string,
+    readonly queueId: number,
+    readonly queueOffset: number,
+    readonly commitLogOffset: number,
+    readonly bornTimestamp: number,
+    readonly storeTimestamp: number,
+    public reconsumeTimes: number,
+    readonly sysFlag: number,
+    readonly flag: number,
+    readonly storeSize: number,
+  ) {}
+
+  get properties(): Map<string, string> {
+    this.props ??= decodeProperties(this.rawProperties);
+    return this.props;
+  }
+
+  get tags(): string | undefined {
+    return this.props
+      ? this.props.get(MessageProperty.TAGS)
+      : getProperty(this.rawProperties, MessageProperty.TAGS);
+  }
+
+  get keys(): string[] {
+    const keys = this.props
+      ? this.props.get(MessageProperty.KEYS)
+      : getProperty(this.rawProperties, MessageProperty.KEYS);
+    return keys ? keys.split(KEY_SEPARATOR).filter((k) => k.length > 0) : [];
+  }
+
+  get msgId(): string {
+    const uniq = this.props
+      ? this.props.get(MessageProperty.UNIQ_KEY)
+      : getProperty(this.rawProperties, MessageProperty.UNIQ_KEY);
+    return uniq ?? this.offsetMsgId;
+  }
+
+  get offsetMsgId(): string {
+    this.offsetId ??= createOffsetMsgId(this.storeHost, this.commitLogOffset);
+    return this.offsetId;
+  }
+
+  toJSON(): MessageExt {
+    return {
+      topic: this.topic,
+      body: this.body,
+      tags: this.tags,
+      keys: this.keys,
+      properties: this.properties,
+      msgId: this.msgId,
+      offsetMsgId: this.offsetMsgId,
+      brokerName: this.brokerName,
+      queueId: this.queueId,
+      queueOffset: this.queueOffset,
+      commitLogOffset: this.commitLogOffset,
+      bornTimestamp: this.bornTimestamp,
+      storeTimestamp: this.storeTimestamp,
+      reconsumeTimes: this.reconsumeTimes,
+      sysFlag: this.sysFlag,
+      flag: this.flag,
+      storeSize: this.storeSize,
+    };
+  }
+}
+
+export interface DecodeMessagesOptions {
+  /**
+   * Verify each record's body CRC and record CRC. Default false: the broker verified every record
+   * it read from disk, and TCP checksums the way here (RocketMQ's client does not check either).
+   */
+  checkCrc?: boolean;
+}
+
+const layout = newRecordLayout();
+
+/** Whether buf[a, a + n) equals buf[b, b + n); for short runs such as a topic, a loop beats compare(). */
+function sameBytes(buf: Buffer, a: number, b: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (buf[a + i] !== buf[b + i]) return false;
+  return true;
+}
+
+/**
+ * Decodes a PULL_MESSAGE / QUERY_MESSAGE body (whole records, concatenated). Every record's
+ * framing is checked (lengths, magic, topic); anything else throws CORRUPT_RECORD.
+ */
+export function decodeMessages(
+  body: Buffer | undefined,
+  brokerName: string,
+  opts: DecodeMessagesOptions = {},
+): MessageExt[] {
   if (!body || body.length === 0) return [];
-  return decodeRecords(body).map((r) => toMessageExt(r, brokerName));
+  const decodeOpts = { checkCrc: opts.checkCrc === true };
+  const out: MessageExt[] = [];
+  // A pull's records share their topic: decode it once per run of equal bytes.
+  let topic = '';
+  let topicAt = -1;
+  let topicLen = 0;
+  let pos = 0;
+  while (pos < body.length) {
+    const failed = locateRecord(body, pos, decodeOpts, layout);
+    if (failed !== undefined) {
+      throw new TsmqError('CORRUPT_RECORD', `at byte ${pos}: ${describeDecodeResult(failed)}`);
+    }
+    const l = layout;
+    const len = l.propLenAt - l.topicAt;
+    if (topicAt < 0 || len !== topicLen || !sameBytes(body, topicAt, l.topicAt, len)) {
+      topic = body.toString('utf8', l.topicAt, l.propLenAt);
+    }
+    topicAt = l.topicAt;
+    topicLen = len;
+    out.push(
+      new PulledMessage(
+        topic,
+        storedBodyToUser(body.subarray(l.bodyAt, l.topicLenAt), l.sysFlag),
+        l.propAt === l.end ? '' : body.toString('utf8', l.propAt, l.end),
+        decodeHost(body, l.storeTsAt + 8, l.storeV6),
+        brokerName,
+        recordField.queueId(body, l),
+        recordField.queueOffset(body, l),
+        recordField.physicalOffset(body, l),
+        recordField.bornTimestamp(body, l),
+        recordField.storeTimestamp(body, l),
+        recordField.reconsumeTimes(body, l),
+        l.sysFlag,
+        recordField.flag(body, l),
+        l.totalSize,
+      ),
+    );
+    pos = l.end;
+  }
+  return out;
 }

@@ -582,10 +582,62 @@ const corrupt = (reason: string): DecodeResult => ({ kind: 'corrupt', reason });
 const BODYLEN_AT = 84;
 
 /**
- * Decodes the record at `pos`. Never throws: bad bytes come back as 'corrupt' with a reason.
- * A blank record is reported with its size (only its 8-byte head needs to be in `buf`).
+ * Where the parts of a record lie in its buffer, as `locateRecord` found them: absolute positions,
+ * each part running up to the next one's start (the body ends at `topicLenAt`, the topic at
+ * `propLenAt`, the properties at `end`).
  */
-export function decodeRecord(buf: Buffer, pos: number, opts?: DecodeOptions): DecodeResult {
+export interface RecordLayout {
+  pos: number;
+  totalSize: number;
+  magic: number;
+  sysFlag: number;
+  /** Where BORNHOST starts; STORETIMESTAMP follows it (8 or 20 bytes later). */
+  bornHostAt: number;
+  bornV6: boolean;
+  storeTsAt: number;
+  storeV6: boolean;
+  bodyAt: number;
+  topicLenAt: number;
+  topicAt: number;
+  propLenAt: number;
+  propAt: number;
+  end: number;
+}
+
+export function newRecordLayout(): RecordLayout {
+  return {
+    pos: 0,
+    totalSize: 0,
+    magic: 0,
+    sysFlag: 0,
+    bornHostAt: 0,
+    bornV6: false,
+    storeTsAt: 0,
+    storeV6: false,
+    bodyAt: 0,
+    topicLenAt: 0,
+    topicAt: 0,
+    propLenAt: 0,
+    propAt: 0,
+    end: 0,
+  };
+}
+
+/** `decodeRecord`'s layout; it decodes from it before returning, so one object serves every call. */
+const scratchLayout = newRecordLayout();
+
+/**
+ * Checks the record at `pos` as `decodeRecord` does (framing always; the CRCs unless checkCrc is
+ * false) without building anything: on a whole, valid message record it fills `out` and answers
+ * undefined; otherwise it answers what `decodeRecord` would ('blank', 'end', 'need-more',
+ * 'corrupt'). For readers that take only some fields, or build their own objects.
+ */
+export function locateRecord(
+  buf: Buffer,
+  pos: number,
+  opts: DecodeOptions | undefined,
+  out: RecordLayout,
+): DecodeResult | undefined {
   if (!(Number.isInteger(pos) && pos >= 0)) return corrupt(`invalid position ${pos}`);
   const avail = buf.length - pos;
   if (avail < 4) return { kind: 'need-more', needed: 4 };
@@ -640,12 +692,13 @@ export function decodeRecord(buf: Buffer, pos: number, opts?: DecodeOptions): De
   }
   if (propLen > 0 && buf[end - 1] === 0) return corrupt('the properties end in a NUL byte (torn record?)');
 
-  const physicalOffset = readI64(buf, pos + 28);
   const expected = opts?.expectedPhysicalOffset;
-  if (expected !== undefined && physicalOffset !== expected) {
-    return corrupt(`PHYSICALOFFSET ${physicalOffset} where ${expected} was expected`);
+  if (expected !== undefined) {
+    const physicalOffset = readI64(buf, pos + 28);
+    if (physicalOffset !== expected) {
+      return corrupt(`PHYSICALOFFSET ${physicalOffset} where ${expected} was expected`);
+    }
   }
-  const bodyCrc = readI32(buf, pos + 8);
   if (opts?.checkCrc !== false) {
     const withCrc =
       propLen >= RECORD_CRC_RESERVED_BYTES &&
@@ -658,31 +711,69 @@ export function decodeRecord(buf: Buffer, pos: number, opts?: DecodeOptions): De
       const actual = crc32Range(buf, topicLenAt, end - 11, crc32Range(buf, pos, bodyAt));
       if (stored !== actual) return corrupt(`record CRC ${stored} but the record's CRC is ${actual}`);
     }
+    const bodyCrc = readI32(buf, pos + 8);
     const actual = crc32(buf.subarray(bodyAt, topicLenAt)) & 0x7fffffff;
     if (actual !== bodyCrc) return corrupt(`BODYCRC ${bodyCrc} but the body's CRC is ${actual}`);
   }
 
-  if (opts?.validateOnly) return { kind: 'valid', size: totalSize };
-  const storeTsAt = pos + 48 + bornHostLen;
-  const reconsumeAt = storeTsAt + 8 + storeHostLen;
+  out.pos = pos;
+  out.totalSize = totalSize;
+  out.magic = magic;
+  out.sysFlag = sysFlag;
+  out.bornHostAt = pos + 48;
+  out.bornV6 = bornV6;
+  out.storeTsAt = pos + 48 + bornHostLen;
+  out.storeV6 = storeV6;
+  out.bodyAt = bodyAt;
+  out.topicLenAt = topicLenAt;
+  out.topicAt = topicAt;
+  out.propLenAt = propLenAt;
+  out.propAt = propAt;
+  out.end = end;
+  return undefined;
+}
+
+/** Field readers over a located record (see `locateRecord`): big-endian, as the layout says. */
+export const recordField = {
+  queueId: (buf: Buffer, l: RecordLayout) => readI32(buf, l.pos + 12),
+  flag: (buf: Buffer, l: RecordLayout) => readI32(buf, l.pos + 16),
+  queueOffset: (buf: Buffer, l: RecordLayout) => readI64(buf, l.pos + 20),
+  physicalOffset: (buf: Buffer, l: RecordLayout) => readI64(buf, l.pos + 28),
+  bornTimestamp: (buf: Buffer, l: RecordLayout) => readI64(buf, l.pos + 40),
+  storeTimestamp: (buf: Buffer, l: RecordLayout) => readI64(buf, l.storeTsAt),
+  reconsumeTimes: (buf: Buffer, l: RecordLayout) => readI32(buf, l.storeTsAt + 8 + (l.storeV6 ? 20 : 8)),
+  preparedTransactionOffset: (buf: Buffer, l: RecordLayout) =>
+    readI64(buf, l.storeTsAt + 12 + (l.storeV6 ? 20 : 8)),
+} as const;
+
+/**
+ * Decodes the record at `pos`. Never throws: bad bytes come back as 'corrupt' with a reason.
+ * A blank record is reported with its size (only its 8-byte head needs to be in `buf`).
+ */
+export function decodeRecord(buf: Buffer, pos: number, opts?: DecodeOptions): DecodeResult {
+  const l = scratchLayout;
+  const failed = locateRecord(buf, pos, opts, l);
+  if (failed !== undefined) return failed;
+  if (opts?.validateOnly) return { kind: 'valid', size: l.totalSize };
+  const end = l.end;
   const record: DecodedRecord = {
-    totalSize,
-    magic,
-    bodyCrc,
-    queueId: readI32(buf, pos + 12),
-    flag: readI32(buf, pos + 16),
-    queueOffset: readI64(buf, pos + 20),
-    physicalOffset,
-    sysFlag,
-    bornTimestamp: readI64(buf, pos + 40),
-    bornHost: decodeHost(buf, pos + 48, bornV6),
-    storeTimestamp: readI64(buf, storeTsAt),
-    storeHost: decodeHost(buf, storeTsAt + 8, storeV6),
-    reconsumeTimes: readI32(buf, reconsumeAt),
-    preparedTransactionOffset: readI64(buf, reconsumeAt + 4),
-    body: buf.subarray(bodyAt, topicLenAt),
-    topic: buf.toString('utf8', topicAt, propLenAt),
-    properties: propLen === 0 ? '' : buf.toString('utf8', propAt, end),
+    totalSize: l.totalSize,
+    magic: l.magic,
+    bodyCrc: readI32(buf, pos + 8),
+    queueId: recordField.queueId(buf, l),
+    flag: recordField.flag(buf, l),
+    queueOffset: recordField.queueOffset(buf, l),
+    physicalOffset: recordField.physicalOffset(buf, l),
+    sysFlag: l.sysFlag,
+    bornTimestamp: recordField.bornTimestamp(buf, l),
+    bornHost: decodeHost(buf, l.bornHostAt, l.bornV6),
+    storeTimestamp: recordField.storeTimestamp(buf, l),
+    storeHost: decodeHost(buf, l.storeTsAt + 8, l.storeV6),
+    reconsumeTimes: recordField.reconsumeTimes(buf, l),
+    preparedTransactionOffset: recordField.preparedTransactionOffset(buf, l),
+    body: buf.subarray(l.bodyAt, l.topicLenAt),
+    topic: buf.toString('utf8', l.topicAt, l.propLenAt),
+    properties: l.propAt === end ? '' : buf.toString('utf8', l.propAt, end),
     raw: buf.subarray(pos, end),
   };
   return { kind: 'record', record };
@@ -700,14 +791,17 @@ export function decodeRecords(
   let pos = 0;
   while (pos < buf.length) {
     const r = decodeRecord(buf, pos, opts);
-    if (r.kind !== 'record') throw new TsmqError('CORRUPT_RECORD', `at byte ${pos}: ${describe(r)}`);
+    if (r.kind !== 'record') {
+      throw new TsmqError('CORRUPT_RECORD', `at byte ${pos}: ${describeDecodeResult(r)}`);
+    }
     out.push(r.record);
     pos += r.record.totalSize;
   }
   return out;
 }
 
-function describe(r: DecodeResult): string {
+/** What a decode result that is not a record means, for an error message. */
+export function describeDecodeResult(r: DecodeResult): string {
   switch (r.kind) {
     case 'corrupt':
       return r.reason;
@@ -823,7 +917,7 @@ export class RecordStreamDecoder {
       this.skip = r.size - used;
       return used;
     }
-    return this.fail(`at byte ${this.consumed}: ${describe(r)}`);
+    return this.fail(`at byte ${this.consumed}: ${describeDecodeResult(r)}`);
   }
 
   private fail(message: string): never {

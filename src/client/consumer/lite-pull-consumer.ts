@@ -87,6 +87,8 @@ export interface LitePullConsumerOptions extends ClientOptions {
   rebalanceIntervalMs?: number;
   /** BROADCASTING offset files' root. Default ~/.tsmq_offsets. */
   offsetStoreDir?: string;
+  /** Verify the CRCs of every pulled message. Default false (see PushConsumerOptions.checkCrc). */
+  checkCrc?: boolean;
 }
 
 interface LiteQueue {
@@ -141,6 +143,7 @@ export class LitePullConsumer {
   readonly autoCommit: boolean;
   private readonly autoCommitIntervalMs: number;
   private readonly pullBatchSize: number;
+  private readonly checkCrc: boolean;
   private readonly pollTimeoutMs: number;
   private readonly thresholdForQueue: number;
   private readonly thresholdBytes: number;
@@ -164,6 +167,7 @@ export class LitePullConsumer {
       intOption(name, v, d, min, LIMITS.intervalMsMax);
     this.autoCommitIntervalMs = ms('autoCommitIntervalMs', opts.autoCommitIntervalMs, 5_000, 0);
     this.pullBatchSize = intOption('pullBatchSize', opts.pullBatchSize, 10, 1, LIMITS.batchMax);
+    this.checkCrc = opts.checkCrc === true;
     this.pollTimeoutMs = ms('pollTimeoutMs', opts.pollTimeoutMs, 5_000, 0);
     this.thresholdForQueue = intOption(
       'pullThresholdForQueue',
@@ -589,6 +593,7 @@ export class LitePullConsumer {
           filter: sub.filter,
           subVersion: sub.version,
           suspendTimeoutMs: this.suspendMs,
+          checkCrc: this.checkCrc,
         });
       } catch (e) {
         if (pq.pullStopped) break;

@@ -59,6 +59,16 @@ export interface PullResult {
   rawCount: number;
 }
 
+/** A pull's answer before its body is decoded (see `ConsumerApi.requestPull`). */
+export interface RawPullResult {
+  status: PullStatus;
+  nextBeginOffset: number;
+  minOffset: number;
+  maxOffset: number;
+  /** FOUND only: the records as the broker sent them. */
+  body: Buffer | undefined;
+}
+
 export interface PullRequest {
   group: string;
   queue: MessageQueue;
@@ -74,6 +84,8 @@ export interface PullRequest {
   commitOffset?: number | undefined;
   /** The RPC's timeout; default: the suspend time + 15 s, or the client's request timeout. */
   timeoutMs?: number;
+  /** Verify each record's CRCs on arrival (see `decodeMessages`). Default false. */
+  checkCrc?: boolean;
 }
 
 const PULL_STATUS: Record<number, PullStatus> = {
@@ -112,6 +124,14 @@ export class ConsumerApi {
   }
 
   async pull(p: PullRequest): Promise<PullResult> {
+    return decodePull(await this.requestPull(p), p);
+  }
+
+  /**
+   * The network half of `pull`: the broker's answer with its body still encoded, so a caller can
+   * ask for the next batch (from `nextBeginOffset`) before it decodes this one (`decodePull`).
+   */
+  async requestPull(p: PullRequest): Promise<RawPullResult> {
     const addr = await this.brokerAddr(p.queue);
     let sysFlag = PullSysFlag.SUBSCRIPTION;
     if (p.suspendTimeoutMs > 0) sysFlag |= PullSysFlag.SUSPEND;
@@ -135,20 +155,13 @@ export class ConsumerApi {
     const res = await this.instance.invoke(addr, request, timeoutMs);
     const status = PULL_STATUS[res.code];
     if (status === undefined) throw new BrokerResponseError(addr, res, `pull of ${describeQueue(p.queue)}`);
-    const result: PullResult = {
+    return {
       status,
       nextBeginOffset: headerInt(res, 'nextBeginOffset', addr, 'pull'),
       minOffset: headerInt(res, 'minOffset', addr, 'pull'),
       maxOffset: headerInt(res, 'maxOffset', addr, 'pull'),
-      msgs: [],
-      rawCount: 0,
+      body: status === 'FOUND' ? res.body : undefined,
     };
-    if (status === 'FOUND') {
-      const all = decodeMessages(res.body, p.queue.brokerName);
-      result.rawCount = all.length;
-      result.msgs = p.filter.all ? all : all.filter((m) => matchesTag(p.filter, m));
-    }
-    return result;
   }
 
   /** The group's committed offset of the queue on its broker; undefined when it has none. */
@@ -218,6 +231,27 @@ export class ConsumerApi {
     );
     return headerInt(res, 'offset', addr, what);
   }
+}
+
+/**
+ * The messages of a raw pull answer, tag re-check applied. Throws CORRUPT_RECORD if the body does
+ * not decode (see `decodeMessages`).
+ */
+export function decodePull(raw: RawPullResult, p: PullRequest): PullResult {
+  const result: PullResult = {
+    status: raw.status,
+    nextBeginOffset: raw.nextBeginOffset,
+    minOffset: raw.minOffset,
+    maxOffset: raw.maxOffset,
+    msgs: [],
+    rawCount: 0,
+  };
+  if (raw.status === 'FOUND') {
+    const all = decodeMessages(raw.body, p.queue.brokerName, { checkCrc: p.checkCrc === true });
+    result.rawCount = all.length;
+    result.msgs = p.filter.all ? all : all.filter((m) => matchesTag(p.filter, m));
+  }
+  return result;
 }
 
 export function describeQueue(mq: MessageQueue): string {
