@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { Broker, DEFAULT_BROKER_PORT, parseBrokerConf } from '../broker/index.js';
+import { TsmqError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { DEFAULT_NAMESRV_PORT, NameServer } from '../namesrv/index.js';
 import { port, positiveInt } from './options.js';
@@ -14,6 +15,42 @@ function flushMode(v: string): 'ASYNC' | 'SYNC' {
   const m = v.toUpperCase().replace(/_FLUSH$/, '');
   if (m !== 'ASYNC' && m !== 'SYNC') throw new InvalidArgumentError('expected ASYNC_FLUSH or SYNC_FLUSH');
   return m;
+}
+
+/**
+ * broker.conf keys from the environment: `TSMQ_BROKER_<key>=<value>` for any key (spelled as in
+ * broker.conf), and RocketMQ's `NAMESRV_ADDR` for namesrvAddr. Values are checked like the file's;
+ * a bad one names its variable.
+ */
+export function brokerEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const lines: string[] = [];
+  const names: string[] = [];
+  if (env.NAMESRV_ADDR) {
+    lines.push(`namesrvAddr=${env.NAMESRV_ADDR}`);
+    names.push('NAMESRV_ADDR');
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('TSMQ_BROKER_') || value === undefined) continue;
+    lines.push(`${name.slice('TSMQ_BROKER_'.length)}=${value}`);
+    names.push(name);
+  }
+  let parsed: ReturnType<typeof parseBrokerConf>;
+  try {
+    parsed = parseBrokerConf(lines.join('\n'));
+  } catch (e) {
+    const line = Number(/line (\d+)/.exec((e as Error).message)?.[1] ?? 0);
+    throw new TsmqError(
+      'CONFIG_INVALID',
+      `${names[line - 1] ?? 'environment'}: ${(e as Error).message.replace(/^line \d+: /, '')}`,
+    );
+  }
+  const unknown = parsed.unknownKeys[0];
+  if (unknown)
+    throw new TsmqError(
+      'CONFIG_INVALID',
+      `${names[unknown.line - 1]}: ${unknown.key} is not a broker.conf key`,
+    );
+  return parsed.config;
 }
 
 /** Closes `closers` in order on SIGINT/SIGTERM, then exits 0. */
@@ -96,7 +133,10 @@ export function addRoleCommands(program: Command): void {
 
   program
     .command('broker')
-    .description('run a broker configured by a broker.conf file (RocketMQ keys; flags override it)')
+    .description(
+      'run a broker configured by a broker.conf file (RocketMQ keys); environment variables ' +
+        'TSMQ_BROKER_<key> (e.g. TSMQ_BROKER_listenPort=10921) and NAMESRV_ADDR override the file, flags override both',
+    )
     .requiredOption(
       '-c, --config <file>',
       'broker.conf: key=value lines (brokerName, namesrvAddr, listenPort, ...)',
@@ -114,6 +154,7 @@ export function addRoleCommands(program: Command): void {
       const { config, unknownKeys } = parseBrokerConf(text);
       for (const u of unknownKeys)
         log.warn({ key: u.key, line: u.line }, `unknown broker.conf key ${u.key} ignored`);
+      Object.assign(config, brokerEnv(process.env));
       if (o.namesrv) config.namesrvAddr = o.namesrv;
       if (o.port !== undefined) config.listenPort = o.port;
       const broker = new Broker(config, { logger: log.child({ role: 'broker' }) });

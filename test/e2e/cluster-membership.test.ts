@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { NamesrvClient } from '../../src/client/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
-import { Cluster } from '../../test-support/cluster.js';
+import { Cluster, RoleProcess } from '../../test-support/cluster.js';
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -68,4 +70,23 @@ test('a killed broker (SIGKILL) leaves the routes at once and a restart on its d
   await until('broker-a gone', async () => !(await brokersOf('DefaultCluster')).includes('broker-a'), 1500);
   await b.restart();
   await until('broker-a back', async () => (await brokersOf('DefaultCluster')).includes('broker-a'));
+});
+
+test('broker.conf values can be overridden by the environment (TSMQ_BROKER_<key>)', async () => {
+  const dir = path.join(cluster.root, 'env-broker');
+  fs.mkdirSync(dir, { recursive: true });
+  const conf = path.join(dir, 'broker.conf');
+  fs.writeFileSync(conf, `brokerName=from-file\nlistenPort=0\nstorePathRootDir=${path.join(dir, 'store')}\n`);
+  const saved = { ...process.env };
+  process.env.TSMQ_BROKER_brokerName = 'from-env';
+  process.env.NAMESRV_ADDR = cluster.namesrvAddr;
+  let proc: RoleProcess | undefined;
+  try {
+    proc = new RoleProcess(['broker', '-c', conf]);
+    await proc.waitFor(/broker from-env listening on/, 'the env-named broker');
+    await until('from-env registered', async () => (await brokersOf('DefaultCluster')).includes('from-env'));
+  } finally {
+    process.env = saved;
+    await proc?.kill();
+  }
 });
