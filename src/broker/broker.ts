@@ -20,6 +20,7 @@ import { PullRequestHoldService } from './long-polling.js';
 import { NamesrvRegistrar } from './namesrv-registrar.js';
 import type { BrokerContext } from './processors/context.js';
 import { BROKER_PROCESSORS } from './processors/registry.js';
+import { QueueLockManager } from './queue-locks.js';
 import { BrokerStats } from './stats.js';
 import { SubscriptionGroupManager } from './subscription-groups.js';
 import { TopicConfigManager } from './topic-config.js';
@@ -175,6 +176,7 @@ export class Broker {
       clients,
       subscriptionGroups,
       stats,
+      locks: new QueueLockManager(this.clock),
     };
     this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
     for (const p of BROKER_PROCESSORS) {

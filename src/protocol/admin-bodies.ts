@@ -794,3 +794,74 @@ export function decodeTopicConfigAndQueueMapping(body: Buffer | undefined): Topi
     order: asBool(o.order, 'order', false),
   };
 }
+
+// ------------------------------------------------------------------ queue locks (orderly consumption)
+
+/**
+ * LOCK_BATCH_MQ 41 ← LockBatchRequestBody, UNLOCK_BATCH_MQ 42 ← UnlockBatchRequestBody:
+ *   {"clientId":"10.0.0.5@123","consumerGroup":"g","mqSet":[{"brokerName":"b","queueId":0,"topic":"T"}],
+ *    "onlyThisBroker":false}
+ * LOCK_BATCH_MQ → LockBatchResponseBody:
+ *   {"lockOKMQSet":[MQ,…],"lockVersions":[{"brokerName":"b","lockVersion":1795700000000001,
+ *    "queueId":0,"topic":"T"},…]}
+ *   lockOKMQSet is RocketMQ's: the queues now held by the asking client. lockVersions is tsmq's
+ *   addition (fencing; RocketMQ clients ignore it): for each granted queue, the version of the
+ *   grant. It changes only when the queue changes hands, so a holder that renews keeps it; an
+ *   orderly consumer sends it with its offset commits (UPDATE_CONSUMER_OFFSET ext field
+ *   `lockVersion`) and the broker refuses a commit whose version is not the current holder's.
+ */
+export interface LockBatchRequest {
+  consumerGroup: string;
+  clientId: string;
+  mqSet: MessageQueue[];
+  onlyThisBroker: boolean;
+}
+
+export interface LockedQueue extends MessageQueue {
+  lockVersion: number;
+}
+
+export interface LockBatchResponse {
+  lockOKMQSet: MessageQueue[];
+  lockVersions: LockedQueue[];
+}
+
+export function encodeLockBatchRequest(r: LockBatchRequest): Buffer {
+  return utf8(
+    `{"clientId":${JSON.stringify(r.clientId)},"consumerGroup":${JSON.stringify(r.consumerGroup)},` +
+      `"mqSet":[${r.mqSet.map(messageQueueJson).join(',')}],"onlyThisBroker":${r.onlyThisBroker}}`,
+  );
+}
+
+export function decodeLockBatchRequest(body: Buffer | undefined): LockBatchRequest {
+  const o = asObject(parseBody(body, 'lock request'), 'LockBatchRequestBody');
+  return {
+    consumerGroup: asString(o.consumerGroup, 'consumerGroup'),
+    clientId: asString(o.clientId, 'clientId'),
+    mqSet: asArray(o.mqSet, 'mqSet').map((q, i) => decodeMessageQueue(q, `mqSet[${i}]`)),
+    onlyThisBroker: asBool(o.onlyThisBroker, 'onlyThisBroker', false),
+  };
+}
+
+export function encodeLockBatchResponse(r: LockBatchResponse): Buffer {
+  const versions = r.lockVersions.map(
+    (q) =>
+      `{"brokerName":${JSON.stringify(q.brokerName)},"lockVersion":${q.lockVersion},"queueId":${q.queueId},"topic":${JSON.stringify(q.topic)}}`,
+  );
+  return utf8(
+    `{"lockOKMQSet":[${r.lockOKMQSet.map(messageQueueJson).join(',')}],"lockVersions":[${versions.join(',')}]}`,
+  );
+}
+
+export function decodeLockBatchResponse(body: Buffer | undefined): LockBatchResponse {
+  const o = asObject(parseBody(body, 'lock response'), 'LockBatchResponseBody');
+  return {
+    lockOKMQSet: asArray(o.lockOKMQSet, 'lockOKMQSet').map((q, i) =>
+      decodeMessageQueue(q, `lockOKMQSet[${i}]`),
+    ),
+    lockVersions: asArray(o.lockVersions, 'lockVersions').map((q, i) => ({
+      ...decodeMessageQueue(q, `lockVersions[${i}]`),
+      lockVersion: asInt(asObject(q, `lockVersions[${i}]`).lockVersion, `lockVersions[${i}].lockVersion`),
+    })),
+  };
+}

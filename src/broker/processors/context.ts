@@ -10,6 +10,7 @@ import type { ClientGroups } from '../client-groups.js';
 import type { BrokerConfig } from '../config.js';
 import type { ConsumerOffsetManager } from '../consumer-offsets.js';
 import type { PullRequestHoldService } from '../long-polling.js';
+import type { QueueLockManager } from '../queue-locks.js';
 import type { BrokerStats } from '../stats.js';
 import type { SubscriptionGroupManager } from '../subscription-groups.js';
 import type { TopicConfigManager } from '../topic-config.js';
@@ -35,6 +36,8 @@ export interface BrokerContext {
   readonly subscriptionGroups: SubscriptionGroupManager;
   /** Message counters and rates for the runtime and consume statistics. */
   readonly stats: BrokerStats;
+  /** Queue locks of orderly consumers, with fencing versions. */
+  readonly locks: QueueLockManager;
 }
 
 export interface BrokerProcessor {

@@ -13,6 +13,7 @@ import { heartBeat } from './heart-beat.js';
 import { pullMessage } from './pull-message.js';
 import { queryConsumerOffset } from './query-consumer-offset.js';
 import { queryMessage, viewMessageById } from './query-message.js';
+import { lockBatchMq, unlockBatchMq } from './queue-locks.js';
 import {
   getEarliestMsgStoretime,
   getMaxOffset,
@@ -40,6 +41,8 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   sendMessageV2,
   sendBatchMessage,
   pullMessage,
+  lockBatchMq,
+  unlockBatchMq,
   queryMessage,
   viewMessageById,
   // offsets
