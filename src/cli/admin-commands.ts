@@ -1,6 +1,6 @@
 /**
  * The admin commands (mqadmin's everyday subset): `tsmq cluster list`, `tsmq topic
- * create|update|delete|list|route`, `tsmq group list`, `tsmq lag GROUP`. Each talks to the name servers given by --namesrv (or
+ * create|update|delete|list|route`, `tsmq group list`, `tsmq lag GROUP`, `tsmq offset reset`. Each talks to the name servers given by --namesrv (or
  * $NAMESRV_ADDR, or 127.0.0.1:9876) and then to the brokers.
  */
 import { type Command, InvalidArgumentError } from 'commander';
@@ -191,4 +191,44 @@ export function addAdminCommands(program: Command): void {
         );
       }),
     );
+
+  const offset = program.command('offset').description('consumer offsets');
+  clientCommand(
+    offset
+      .command('reset <group> <topic>')
+      .description('move a group back (or forward) to a time, the earliest or the latest message'),
+  )
+    .requiredOption(
+      '--to <where>',
+      'earliest, latest, epoch ms or an ISO time (e.g. 2026-11-26T10:00:00Z)',
+      resetTarget,
+    )
+    .option('--no-force', 'only move queues back, never forward')
+    .action(
+      (
+        group: string,
+        topicName: string,
+        o: ClientFlags & { to: number | 'earliest' | 'latest'; force: boolean },
+      ) =>
+        withAdmin(o, async (admin) => {
+          const rows = await admin.resetOffset(group, topicName, o.to, o.force);
+          print(
+            o.json,
+            rows,
+            () =>
+              `${table(
+                ['TOPIC', 'BROKER', 'QUEUE', 'NEW OFFSET'],
+                rows.map((r) => [r.queue.topic, r.queue.brokerName, r.queue.queueId, r.offset]),
+              )}\nreset group ${group} on ${topicName} to ${typeof o.to === 'number' ? new Date(o.to).toISOString() : o.to}`,
+          );
+        }),
+    );
+}
+
+function resetTarget(v: string): number | 'earliest' | 'latest' {
+  if (v === 'earliest' || v === 'latest') return v;
+  const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(n))
+    throw new InvalidArgumentError('expected earliest, latest, epoch ms or an ISO time');
+  return n;
 }

@@ -13,8 +13,11 @@ import {
   decodeConsumerConnection,
   decodeConsumeStats,
   decodeKVTable,
+  decodeResetOffsetBody,
   decodeSubscriptionGroupWrapper,
   type QueueLag,
+  RESET_TO_EARLIEST,
+  RESET_TO_LATEST,
   RequestCode,
   ResponseCode,
   type SubscriptionGroupConfig,
@@ -224,6 +227,40 @@ export class Admin {
         a.queue.queueId - b.queue.queueId,
     );
     return { group, queues, totalLag: queues.reduce((n, q) => n + q.lag, 0) };
+  }
+
+  /**
+   * Moves a group's offsets on a topic, on every broker serving it, to `to`: a time in ms (the
+   * first message stored at or after it), 'earliest' or 'latest'. Live consumers are told to drop
+   * what they cached and continue from there. Returns the new offset of every queue.
+   */
+  async resetOffset(
+    group: string,
+    topic: string,
+    to: number | 'earliest' | 'latest',
+    force = true,
+  ): Promise<{ queue: { topic: string; brokerName: string; queueId: number }; offset: number }[]> {
+    const timestamp = to === 'earliest' ? RESET_TO_EARLIEST : to === 'latest' ? RESET_TO_LATEST : to;
+    const route = await this.instance.route(topic, true);
+    const out: { queue: { topic: string; brokerName: string; queueId: number }; offset: number }[] = [];
+    for (const b of route.brokerDatas) {
+      const addr = this.instance.masterAddr(b.brokerName);
+      if (!addr) continue;
+      const res = await this.instance.invokeOk(
+        addr,
+        createRequest(RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, {
+          topic,
+          group,
+          timestamp: String(timestamp),
+          isForce: String(force),
+        }),
+        'reset offset',
+        30_000,
+      );
+      for (const e of decodeResetOffsetBody(res.body).offsetTable)
+        out.push({ queue: e.queue, offset: e.offsets });
+    }
+    return out;
   }
 
   /** The group's live members and subscriptions as one broker sees them, or undefined if none. */

@@ -16,6 +16,8 @@ import {
   type BrokerData,
   type ConsumerData,
   createRequest,
+  createResponse,
+  decodeResetOffsetBody,
   encodeHeartbeatData,
   type RemotingCommand,
   RequestCode,
@@ -65,6 +67,14 @@ export interface ConsumerMember {
   onConsumerIdsChanged(): void;
   /** Routes were refreshed (queues may have appeared or gone). */
   onRoutesRefreshed?(): void;
+  /**
+   * An admin moved the group's offsets (RESET_CONSUMER_CLIENT_OFFSET): drop what is cached for
+   * these queues and continue from the given offsets. Resolves once the consumer has switched.
+   */
+  resetOffsets?(
+    topic: string,
+    offsets: ReadonlyArray<{ queue: MessageQueue; offset: number }>,
+  ): Promise<void>;
 }
 
 /** QueueData.perm bits (RocketMQ's PermName). */
@@ -115,6 +125,24 @@ export class ClientInstance {
         member.onConsumerIdsChanged();
       }
       return undefined;
+    });
+    this.remoting.registerProcessor(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, async (req) => {
+      const group = req.extFields?.group;
+      const topic = req.extFields?.topic;
+      const member = group === undefined ? undefined : this.consumers.get(group);
+      if (!member || topic === undefined) {
+        return createResponse(req, ResponseCode.SYSTEM_ERROR, `no consumer of group ${group} on this client`);
+      }
+      if (!member.resetOffsets) {
+        return createResponse(req, ResponseCode.SYSTEM_ERROR, `consumer ${group} cannot reset its offsets`);
+      }
+      const offsets = decodeResetOffsetBody(req.body).offsetTable.map((e) => ({
+        queue: e.queue,
+        offset: e.offsets,
+      }));
+      this.logger.info({ group, topic, queues: offsets.length }, 'offsets reset by an admin');
+      await member.resetOffsets(topic, offsets);
+      return createResponse(req, ResponseCode.SUCCESS);
     });
   }
 

@@ -865,3 +865,29 @@ export function decodeLockBatchResponse(body: Buffer | undefined): LockBatchResp
     })),
   };
 }
+
+// ------------------------------------------------------------------ offset reset (backtracking)
+
+/**
+ * INVOKE_BROKER_TO_RESET_OFFSET 222 (admin → broker; header topic, group, timestamp, isForce) and
+ * RESET_CONSUMER_CLIENT_OFFSET 220 (broker → each live consumer; same header) both carry
+ * ResetOffsetBody, a MessageQueue-keyed map of the new offsets (object keys, see the top):
+ *   {"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:120,…}}
+ * timestamp: ms since the epoch (the first message stored at or after it), or tsmq's -1 = the
+ * earliest and -2 = the latest offset of each queue.
+ */
+export interface ResetOffsetBody {
+  offsetTable: MessageQueueEntry<number>[];
+}
+
+export const RESET_TO_EARLIEST = -1;
+export const RESET_TO_LATEST = -2;
+
+export function encodeResetOffsetBody(b: ResetOffsetBody): Buffer {
+  return utf8(`{"offsetTable":${encodeQueueTable(b.offsetTable, (v) => String(v))}}`);
+}
+
+export function decodeResetOffsetBody(body: Buffer | undefined): ResetOffsetBody {
+  const o = asObject(parseBody(body, 'reset offset'), 'ResetOffsetBody');
+  return { offsetTable: decodeQueueTable(o.offsetTable, 'offsetTable', (v, what) => asInt(v, what)) };
+}

@@ -114,6 +114,10 @@ test('send, consume, query by key and by both ids, lag and group list', async ()
   await ok(['send', '-t', 'Shop', '-b', 'late', '-c', '3']);
   const lag = JSON.parse(await ok(['lag', 'cli-g', '--json']));
   assert.equal(lag.totalLag, 3);
+  // Backtrack: the group goes back to the earliest message, so everything is lag again.
+  const reset = JSON.parse(await ok(['offset', 'reset', 'cli-g', 'Shop', '--to', 'earliest', '--json']));
+  assert.ok(reset.every((r: { offset: number }) => r.offset === 0));
+  assert.equal(JSON.parse(await ok(['lag', 'cli-g', '--json'])).totalLag, 6);
   const groups = JSON.parse(await ok(['group', 'list', '--json']));
   assert.ok(groups.some((g: { group: string }) => g.group === 'cli-g'));
 });

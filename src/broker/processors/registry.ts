@@ -20,6 +20,7 @@ import {
   getMinOffset,
   searchOffsetByTimestamp,
 } from './queue-offsets.js';
+import { invokeBrokerToResetOffset } from './reset-offset.js';
 import { getBrokerRuntimeInfo } from './runtime-info.js';
 import { sendBatchMessage } from './send-batch-message.js';
 import { sendMessage } from './send-message.js';
@@ -43,6 +44,7 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   pullMessage,
   lockBatchMq,
   unlockBatchMq,
+  invokeBrokerToResetOffset,
   queryMessage,
   viewMessageById,
   // offsets
