@@ -39,9 +39,13 @@ export interface BrokerConfig {
   maxMessageSize: number;
   /** How often consumerOffset.json is written, ms (RocketMQ's key; 5 s). */
   flushConsumerOffsetInterval: number;
-  /** Messages one pull returns at most (RocketMQ's maxTransferCountOnMessageInMemory). */
+  /**
+   * Messages one pull returns at most (RocketMQ's maxTransferCountOnMessageInMemory; 32 there).
+   * 256 here: a consumer that asks for large batches to catch up a backlog gets them (each pull
+   * costs both ends a round trip and its headers); one that asks for 32 still gets 32.
+   */
   maxTransferCountOnMessageInMemory: number;
-  /** Bytes one pull returns at most (RocketMQ's maxTransferBytesOnMessageInMemory). */
+  /** Bytes one pull returns at most (RocketMQ's maxTransferBytesOnMessageInMemory; 256 KiB there). */
   maxTransferBytesOnMessageInMemory: number;
   /** Longest a suspended pull is held, ms, whatever the client asks (RocketMQ's push default). */
   pullSuspendMaxMs: number;
@@ -74,8 +78,8 @@ export function defaultBrokerConfig(): BrokerConfig {
     registerNameServerPeriod: 30_000,
     maxMessageSize: 4 * 1024 * 1024,
     flushConsumerOffsetInterval: 5_000,
-    maxTransferCountOnMessageInMemory: 32,
-    maxTransferBytesOnMessageInMemory: 256 * 1024,
+    maxTransferCountOnMessageInMemory: 256,
+    maxTransferBytesOnMessageInMemory: 1024 * 1024,
     pullSuspendMaxMs: 15_000,
     pullHeldRequestsMax: 10_000,
     pullHoldCheckIntervalMs: 100,

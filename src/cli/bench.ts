@@ -4,11 +4,11 @@
  *
  *   tsmq bench produce  -t T --size 1024 --count N --concurrency C [--batch B]
  *       acknowledged sends per second, with send latency p50/p99/max
- *   tsmq bench consume  -t T -g G --count N
+ *   tsmq bench consume  -t T -g G --count N [--pull-batch-size B]
  *       messages per second through a push consumer reading the topic from the start
  *   tsmq bench latency  -t T --rate R --seconds S
  *       end-to-end latency (consumer receipt − producer send time, one process, one clock)
- *       of messages sent at a steady rate
+ *       of messages sent at a steady rate, after 2 s unmeasured at that rate
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import { type Message, Producer, PushConsumer } from '../client/index.js';
@@ -93,12 +93,14 @@ async function produce(o: BenchFlags & { count: number; concurrency: number; bat
   );
 }
 
-async function consume(o: BenchFlags & { group: string; count: number; timeoutMs: number }): Promise<void> {
+async function consume(
+  o: BenchFlags & { group: string; count: number; timeoutMs: number; pullBatchSize: number },
+): Promise<void> {
   const consumer = new PushConsumer({
     group: o.group,
     namesrvAddr: o.namesrv,
     consumeFromWhere: 'FIRST_OFFSET',
-    pullBatchSize: 32,
+    pullBatchSize: o.pullBatchSize,
     consumeBatchMaxSize: 32,
   });
   let got = 0;
@@ -120,10 +122,43 @@ async function consume(o: BenchFlags & { group: string; count: number; timeoutMs
   await consumer.shutdown();
   const msgsPerSec = seconds > 0 ? Math.round(got / seconds) : 0;
   report(
-    { bench: 'consume', received: got, seconds: round(seconds), msgsPerSec, complete: got >= o.count },
+    {
+      bench: 'consume',
+      pullBatchSize: o.pullBatchSize,
+      received: got,
+      seconds: round(seconds),
+      msgsPerSec,
+      complete: got >= o.count,
+    },
     `consume: ${got} messages in ${round(seconds)} s = ${msgsPerSec} msgs/s${got < o.count ? ' (timed out)' : ''}`,
   );
 }
+
+/**
+ * Sends `rate` messages a second for `seconds`, from a 1 ms timer: each tick sends what is due by
+ * then, so a late tick sends a few at once (every message is stamped when it is really sent).
+ */
+function paced(rate: number, seconds: number, send: () => void, nowMs: () => number): Promise<number> {
+  const total = Math.round(rate * seconds);
+  const start = nowMs();
+  let sent = 0;
+  return new Promise<number>((resolve) => {
+    const tick = setInterval(() => {
+      const due = Math.min(total, Math.floor(((nowMs() - start) / 1000) * rate));
+      while (sent < due) {
+        sent++;
+        send();
+      }
+      if (sent >= total) {
+        clearInterval(tick);
+        resolve(sent);
+      }
+    }, 1);
+  });
+}
+
+/** Unmeasured sending at the measured rate before measuring (JIT, buffers, heap sizes settle). */
+const LATENCY_WARMUP_SECONDS = 2;
 
 async function latency(o: BenchFlags & { rate: number; seconds: number }): Promise<void> {
   const group = `tsmq-bench-latency-${process.pid}`;
@@ -133,8 +168,10 @@ async function latency(o: BenchFlags & { rate: number; seconds: number }): Promi
   const origin = process.hrtime.bigint();
   const nowMs = () => Number(process.hrtime.bigint() - origin) / 1e6;
   let measuring = false;
+  let arrived = 0;
   consumer.subscribe(o.topic, 'latency').onMessage(async (msgs) => {
     const at = nowMs();
+    arrived += msgs.length;
     for (const m of msgs) {
       const sentAt = Number(m.properties.get('benchSentAtMs'));
       if (measuring && Number.isFinite(sentAt)) latencies.push(at - sentAt);
@@ -143,33 +180,30 @@ async function latency(o: BenchFlags & { rate: number; seconds: number }): Promi
   await consumer.start();
   await producer.start();
   const body = Buffer.alloc(o.size, 'x');
+  // Only messages sent while measuring count: their stamp says so.
+  let stamp = '';
   const sendOne = () =>
     producer
-      .send({ topic: o.topic, body, tags: 'latency', properties: { benchSentAtMs: nowMs().toFixed(3) } })
+      .send({
+        topic: o.topic,
+        body,
+        tags: 'latency',
+        properties: { benchSentAtMs: stamp + nowMs().toFixed(3) },
+      })
       .catch(() => undefined);
-  // Warm up until the consumer owns its queues and messages flow.
-  const warmUntil = Date.now() + 3000;
-  while (Date.now() < warmUntil) {
+  // Warm up: one at a time until the consumer owns its queues and messages flow, then at the
+  // measured rate (a jump from a trickle to the full rate at the start of the measurement
+  // used to put its first few hundred milliseconds of adaptation into the p99).
+  stamp = 'warm-';
+  const flowDeadline = Date.now() + 10_000;
+  while (arrived === 0 && Date.now() < flowDeadline) {
     await sendOne();
     await new Promise((r) => setTimeout(r, 5));
   }
+  await paced(o.rate, LATENCY_WARMUP_SECONDS, () => void sendOne(), nowMs);
+  stamp = '';
   measuring = true;
-  const total = o.rate * o.seconds;
-  const start = nowMs();
-  let sent = 0;
-  await new Promise<void>((resolve) => {
-    const tick = setInterval(() => {
-      const due = Math.min(total, Math.floor(((nowMs() - start) / 1000) * o.rate));
-      while (sent < due) {
-        sent++;
-        void sendOne();
-      }
-      if (sent >= total) {
-        clearInterval(tick);
-        resolve();
-      }
-    }, 1);
-  });
+  const sent = await paced(o.rate, o.seconds, () => void sendOne(), nowMs);
   const deadline = Date.now() + 10_000;
   while (latencies.length < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   await producer.shutdown();
@@ -207,6 +241,7 @@ export function addBenchCommands(program: Command): void {
     )
     .option('-c, --count <n>', 'messages to receive', positiveInt, 200_000)
     .option('--timeout-ms <ms>', 'give up after', positiveInt, 120_000)
+    .option('--pull-batch-size <n>', 'messages asked per pull (RocketMQ default 32)', positiveInt, 32)
     .action(consume);
   common(bench.command('latency').description('end-to-end latency at a steady rate'))
     .option('-r, --rate <n>', 'messages per second', positiveInt, 5000)
