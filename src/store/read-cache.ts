@@ -20,12 +20,16 @@
  * record lies past its end. Concurrent misses of one block share one read.
  *
  * The bytes are as on disk: callers verify every record they serve from here (the CRCs guard
- * against the disk), exactly as for a direct read. A record that straddles two blocks, or is
+ * against the disk), exactly as for a direct read. A block also reads 64 KiB past its end, so a
+ * record starting in it and straddling into the next is served from it; one reaching further, or
  * larger than a block, is not served here (`view` answers undefined after `load`): the caller
  * reads it directly.
  */
 import type { CommitLog } from './commit-log.js';
 import { CQ_UNIT_BYTES } from './consume-queue.js';
+
+/** Bytes a block reads past its aligned end, for records that straddle into the next block. */
+const BLOCK_OVERLAP_BYTES = 64 * 1024;
 
 interface Block {
   readonly start: number;
@@ -79,7 +83,13 @@ export class ReadAheadCache {
     b = this.blocks.get(start);
     if (b?.buf && offset + length <= b.end) return;
     const seg = this.log.segmentFor(offset)!;
-    const end = Math.min(start + this.blockBytes, seg.base + seg.capacity, this.log.writtenOffset());
+    // A block reads a little past its end, so that records straddling into the next block are
+    // served from it too (not by a read of their own).
+    const end = Math.min(
+      start + this.blockBytes + BLOCK_OVERLAP_BYTES,
+      seg.base + seg.capacity,
+      this.log.writtenOffset(),
+    );
     if (offset + length > end) return; // past the block or not written: not ours to serve
     const block: Block = { start, end, buf: undefined, loading: undefined, lastUse: ++this.useClock };
     block.loading = this.log.readFromDisk(start, end - start).then(
