@@ -175,6 +175,7 @@ export function toMessageExt(r: DecodedRecord, brokerName: string): MessageExt {
 class PulledMessage implements MessageExt {
   private props: Map<string, string> | undefined;
   private offsetId: string | undefined;
+  private keyList: string[] | undefined;
 
   constructor(
     readonly topic: string,
@@ -206,10 +207,13 @@ class PulledMessage implements MessageExt {
   }
 
   get keys(): string[] {
-    const keys = this.props
-      ? this.props.get(MessageProperty.KEYS)
-      : getProperty(this.rawProperties, MessageProperty.KEYS);
-    return keys ? keys.split(KEY_SEPARATOR).filter((k) => k.length > 0) : [];
+    if (this.keyList === undefined) {
+      const keys = this.props
+        ? this.props.get(MessageProperty.KEYS)
+        : getProperty(this.rawProperties, MessageProperty.KEYS);
+      this.keyList = keys ? keys.split(KEY_SEPARATOR).filter((k) => k.length > 0) : [];
+    }
+    return this.keyList;
   }
 
   get msgId(): string {
@@ -257,6 +261,13 @@ export interface DecodeMessagesOptions {
 
 const layout = newRecordLayout();
 
+/** A copy of buf[from, to), without a view of it first (small ones share Buffer's pool). */
+function copyOut(buf: Buffer, from: number, to: number): Buffer {
+  const out = Buffer.allocUnsafe(to - from);
+  buf.copy(out, 0, from, to);
+  return out;
+}
+
 /** Whether buf[a, a + n) equals buf[b, b + n); for short runs such as a topic, a loop beats compare(). */
 function sameBytes(buf: Buffer, a: number, b: number, n: number): boolean {
   for (let i = 0; i < n; i++) if (buf[a + i] !== buf[b + i]) return false;
@@ -295,7 +306,9 @@ export function decodeMessages(
     out.push(
       new PulledMessage(
         topic,
-        storedBodyToUser(body.subarray(l.bodyAt, l.topicLenAt), l.sysFlag),
+        (l.sysFlag & SysFlag.COMPRESSED) !== 0
+          ? storedBodyToUser(body.subarray(l.bodyAt, l.topicLenAt), l.sysFlag)
+          : copyOut(body, l.bodyAt, l.topicLenAt),
         l.propAt === l.end ? '' : body.toString('utf8', l.propAt, l.end),
         decodeHost(body, l.storeTsAt + 8, l.storeV6),
         brokerName,

@@ -100,6 +100,7 @@ test('a pulled message reads like a plain object: JSON, spreading its JSON, and 
   assert.equal(json.queueOffset, 100);
   m!.reconsumeTimes++;
   assert.equal(m!.reconsumeTimes, 3);
+  assert.equal(m!.keys, m!.keys, 'the keys array is made once');
   m!.properties.set('added', 'yes');
   assert.equal(m!.properties.get('added'), 'yes', 'the properties map is made once');
   assert.equal(m!.tags, 'paid');

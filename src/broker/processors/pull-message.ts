@@ -122,6 +122,22 @@ function responseCodeOf(r: GetMessageResult, requestedOffset: number): number {
   return STATUS_CODE[r.status];
 }
 
+/** Parsed TAG expressions by their text: every pull of a consumer carries the same one. */
+const expressions = new Map<string, TagSubscription | undefined>();
+/** Distinct expressions kept; past it the map starts over (they are cheap to parse again). */
+const EXPRESSIONS_MAX = 1024;
+
+function parsedExpression(expression: string | undefined): TagSubscription | undefined {
+  const key = expression ?? '';
+  let parsed = expressions.get(key);
+  if (parsed === undefined && !expressions.has(key)) {
+    parsed = parseTagExpression(expression);
+    if (expressions.size >= EXPRESSIONS_MAX) expressions.clear();
+    expressions.set(key, parsed);
+  }
+  return parsed;
+}
+
 export const pullMessage: BrokerProcessor = {
   code: RequestCode.PULL_MESSAGE,
   handle(ctx, request, channel) {
@@ -205,7 +221,7 @@ async function processPull(
         `The broker does not support consumer to filter message by ${h.expressionType}`,
       );
     }
-    const parsed = parseTagExpression(h.subscription);
+    const parsed = parsedExpression(h.subscription);
     if (!parsed) {
       return createResponse(
         request,
