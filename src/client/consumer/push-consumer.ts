@@ -475,7 +475,41 @@ export class PushConsumer {
       onRoutesRefreshed: () => {
         void this.rebalancer.request();
       },
+      resetOffsets: (topic, offsets) => this.resetOffsets(topic, offsets),
     };
+  }
+
+  /**
+   * An admin moved the group's offsets (RESET_CONSUMER_CLIENT_OFFSET): each of these queues this
+   * member consumes drops its cache — handlers still running finish, but their results no longer
+   * move the offset — and pulls again from the new offset, which is persisted first (the broker
+   * already holds it; a broadcasting member's file needs it).
+   */
+  private async resetOffsets(
+    topic: string,
+    offsets: ReadonlyArray<{ queue: MessageQueue; offset: number }>,
+  ): Promise<void> {
+    if (this.state !== 'running') return;
+    const moved: { pq: ProcessQueue; offset: number }[] = [];
+    for (const { queue, offset } of offsets) {
+      const pq = this.table.get(mqKey(queue));
+      if (!pq || pq.mq.topic !== topic) continue;
+      pq.drop();
+      this.table.delete(mqKey(queue));
+      this.store.update(pq.mq, offset, false);
+      moved.push({ pq, offset });
+    }
+    await this.store.persist(moved.map((m) => m.pq.mq)).catch(() => undefined);
+    for (const { pq, offset } of moved) {
+      if (this.state !== 'running' || this.table.has(mqKey(pq.mq))) continue;
+      const fresh = new ProcessQueue(pq.mq);
+      this.table.set(mqKey(pq.mq), fresh);
+      void this.pullLoop(fresh, offset);
+    }
+    this.logger.info(
+      { topic, queues: moved.map((m) => m.pq.mq.queueId) },
+      'offsets reset; consuming again from them',
+    );
   }
 
   private async persistOwned(): Promise<void> {
