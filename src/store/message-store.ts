@@ -244,6 +244,7 @@ export class MessageStore {
     this.storeHostBytes = encodeHost(opts.storeHost);
     this.readCache = new ReadAheadCache(
       commitLog,
+      opts.io,
       READ_CACHE_BLOCK_BYTES,
       Math.floor(opts.readCacheBytes / READ_CACHE_BLOCK_BYTES),
     );
@@ -609,13 +610,28 @@ export class MessageStore {
     const records: Buffer[] = [];
     const queueOffsets: number[] = [];
     let total = 0;
+    /** Records from read-ahead blocks are copied here, back to back (the blocks are recycled). */
+    let copied: Buffer | undefined;
+    let copiedBytes = 0;
     // Records still in the tail cache are zero-copy views of bytes this process wrote: only their
     // framing is checked (the CRCs guard against the disk, not against our own memory). The rest
     // comes from disk: from the read-ahead cache's blocks, which every queue reading that stretch
-    // of the log shares, or (a record straddling two blocks, or the cache off) by one read per run
-    // of nearby records — a queue's messages are interleaved with other queues' in the log, and
-    // one larger read beats many small ones while the span stays within READ_SPAN_SLACK times the
-    // bytes wanted (and READ_SPAN_MAX bytes). Every record from disk has its CRCs verified.
+    // of the log shares (copied out into one buffer), or (a record straddling further than a
+    // block's overlap, or the cache off) by one read per run of nearby records — a queue's
+    // messages are interleaved with other queues' in the log, and one larger read beats many
+    // small ones while the span stays within READ_SPAN_SLACK times the bytes wanted (and
+    // READ_SPAN_MAX bytes). Every record from disk has its CRCs verified.
+    const check = (buf: Buffer, pos: number, k: number, fromCache: boolean): string | undefined => {
+      const r = decodeRecord(buf, pos, {
+        checkCrc: !fromCache && this.opts.checkCrcOnRead,
+        expectedPhysicalOffset: picked[k]!.phys,
+        maxRecordBytes: picked[k]!.size,
+        requireRecordCrc: this.opts.appendRecordCrc,
+        validateOnly: true,
+      });
+      if (r.kind === 'valid' && r.size === picked[k]!.size) return undefined;
+      return r.kind === 'corrupt' ? r.reason : `unexpected ${r.kind}`;
+    };
     let i = 0;
     outer: while (i < picked.length) {
       let j = i + 1;
@@ -623,17 +639,40 @@ export class MessageStore {
       const size = picked[i]!.size;
       let buf = this.commitLog.cachedView(start, size);
       const fromCache = buf !== undefined;
+      let why: string | undefined;
       if (!buf) {
         // The backlog: a block other queues' readers share (see read-cache.ts), else a direct read.
-        buf = this.readCache.view(start, size);
-        if (!buf) {
-          await this.readCache.load(start, size);
-          buf = this.readCache.view(start, size);
+        if (!this.readCache.has(start, size)) await this.readCache.load(start, size);
+        // Checked and copied in one synchronous step: the block's buffer is recycled later.
+        const fromBlock = this.readCache.with(start, size, (view) => {
+          why = check(view, 0, i, false);
+          if (why !== undefined) return true;
+          copied ??= Buffer.allocUnsafe(bytes);
+          view.copy(copied, copiedBytes);
+          records.push(copied.subarray(copiedBytes, copiedBytes + size));
+          copiedBytes += size;
+          return true;
+        });
+        if (fromBlock) {
+          if (why === undefined) {
+            queueOffsets.push(picked[i]!.q);
+            total += size;
+            i = j;
+            continue;
+          }
+          if (records.length === 0) {
+            throw new TsmqError(
+              'CORRUPT_RECORD',
+              `message ${topic}/${queueId}@${picked[i]!.q} at commit-log offset ${start} failed validation: ${why}`,
+            );
+          }
+          next = picked[i]!.q;
+          break;
         }
       }
       if (!buf) {
-        // With the cache on, only a record it cannot hold comes here (one straddling two blocks,
-        // or larger than one): read just that record.
+        // With the cache on, only a record it cannot hold comes here (one straddling further
+        // than a block's overlap, or larger than a block): read just that record.
         let wanted = picked[i]!.size;
         while (j < picked.length && this.readCache.maxBlocks === 0) {
           const next = picked[j]!;
@@ -651,15 +690,8 @@ export class MessageStore {
       for (let k = i; k < j; k++) {
         const p = picked[k]!;
         const pos = p.phys - start;
-        const r = decodeRecord(buf, pos, {
-          checkCrc: !fromCache && this.opts.checkCrcOnRead,
-          expectedPhysicalOffset: p.phys,
-          maxRecordBytes: p.size,
-          requireRecordCrc: this.opts.appendRecordCrc,
-          validateOnly: true,
-        });
-        if (r.kind !== 'valid' || r.size !== p.size) {
-          const why = r.kind === 'corrupt' ? r.reason : `unexpected ${r.kind}`;
+        why = check(buf, pos, k, fromCache);
+        if (why !== undefined) {
           if (records.length === 0) {
             throw new TsmqError(
               'CORRUPT_RECORD',

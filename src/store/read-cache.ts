@@ -10,8 +10,8 @@
  *
  *   segment base                                                        segment end
  *   |<-- blockBytes -->|<-- blockBytes -->|<-- blockBytes -->| ... |<- short ->|
- *                      ^ one read of the whole block; every queue's records inside it are
- *                        zero-copy views of the one buffer
+ *                      ^ one read of the whole block (and 64 KiB past it); every queue's records
+ *                        inside it are copied out of the one buffer
  *
  * A block is read once while the queues' readers are within `maxBlocks` blocks of each other, and
  * evicted least recently used first. Blocks only ever hold written bytes (clamped to the written
@@ -19,14 +19,20 @@
  * block is never stale; a block read short (near the written offset) is read again when a later
  * record lies past its end. Concurrent misses of one block share one read.
  *
+ * Block buffers are recycled (an evicted block's buffer takes the next block's bytes), so reading
+ * a backlog does not allocate — and so does not keep the garbage collector busy — per block. For
+ * that, no view of a block outlives a synchronous section: `copyOut` copies bytes out, and the
+ * `view` of `with` is only valid inside its callback.
+ *
  * The bytes are as on disk: callers verify every record they serve from here (the CRCs guard
  * against the disk), exactly as for a direct read. A block also reads 64 KiB past its end, so a
  * record starting in it and straddling into the next is served from it; one reaching further, or
- * larger than a block, is not served here (`view` answers undefined after `load`): the caller
- * reads it directly.
+ * larger than a block, is not served here (`has` stays false after `load`): the caller reads it
+ * directly.
  */
 import type { CommitLog } from './commit-log.js';
 import { CQ_UNIT_BYTES } from './consume-queue.js';
+import { type FileIo, readFully } from './io.js';
 
 /** Bytes a block reads past its aligned end, for records that straddle into the next block. */
 const BLOCK_OVERLAP_BYTES = 64 * 1024;
@@ -35,19 +41,22 @@ interface Block {
   readonly start: number;
   /** Exclusive; where the bytes read end (short near the written offset or a segment's end). */
   end: number;
-  buf: Buffer | undefined;
+  buf: Buffer;
   loading: Promise<void> | undefined;
   lastUse: number;
 }
 
 export class ReadAheadCache {
   private readonly blocks = new Map<number, Block>();
+  /** Buffers of evicted blocks, for the next reads. */
+  private readonly spare: Buffer[] = [];
   private useClock = 0;
   /** Blocks read from disk (a metric, and what tests look at). */
   reads = 0;
 
   constructor(
     private readonly log: CommitLog,
+    private readonly io: FileIo,
     readonly blockBytes: number,
     readonly maxBlocks: number,
   ) {}
@@ -59,20 +68,44 @@ export class ReadAheadCache {
     return seg.base + Math.floor((offset - seg.base) / this.blockBytes) * this.blockBytes;
   }
 
-  /** A zero-copy view of [offset, offset + length) if one loaded block holds all of it. */
-  view(offset: number, length: number): Buffer | undefined {
+  private loaded(offset: number, length: number): Block | undefined {
     if (this.maxBlocks <= 0) return undefined;
     const start = this.blockStart(offset);
     if (start === undefined) return undefined;
     const b = this.blocks.get(start);
-    if (!b?.buf || offset + length > b.end) return undefined;
+    if (!b || b.loading || offset + length > b.end) return undefined;
     b.lastUse = ++this.useClock;
-    return b.buf.subarray(offset - start, offset + length - start);
+    return b;
+  }
+
+  /** Whether one loaded block holds all of [offset, offset + length). */
+  has(offset: number, length: number): boolean {
+    return this.loaded(offset, length) !== undefined;
+  }
+
+  /**
+   * Calls `fn` with a view of [offset, offset + length) and returns what it returns, or undefined
+   * if no loaded block holds the range. The view is valid only during the call (the block's
+   * buffer is recycled later).
+   */
+  with<T>(offset: number, length: number, fn: (view: Buffer) => T): T | undefined {
+    const b = this.loaded(offset, length);
+    if (!b) return undefined;
+    return fn(b.buf.subarray(offset - b.start, offset + length - b.start));
+  }
+
+  /** Copies [offset, offset + length) into `target` at `at`; false if no loaded block holds it. */
+  copyOut(offset: number, length: number, target: Buffer, at: number): boolean {
+    const b = this.loaded(offset, length);
+    if (!b) return false;
+    b.buf.copy(target, at, offset - b.start, offset + length - b.start);
+    return true;
   }
 
   /**
    * Reads the block holding `offset` unless it is loaded (or being loaded) and reaches
-   * `offset + length`. Afterwards `view` answers for the range if the block holds it.
+   * `offset + length`. Afterwards `has` answers for the range if the block holds it. A failed
+   * read is not reported here: the caller's direct read reports it.
    */
   async load(offset: number, length: number): Promise<void> {
     if (this.maxBlocks <= 0 || length > this.blockBytes) return;
@@ -81,7 +114,7 @@ export class ReadAheadCache {
     let b = this.blocks.get(start);
     if (b?.loading) await b.loading;
     b = this.blocks.get(start);
-    if (b?.buf && offset + length <= b.end) return;
+    if (b && !b.loading && offset + length <= b.end) return;
     const seg = this.log.segmentFor(offset)!;
     // A block reads a little past its end, so that records straddling into the next block are
     // served from it too (not by a read of their own).
@@ -91,22 +124,30 @@ export class ReadAheadCache {
       this.log.writtenOffset(),
     );
     if (offset + length > end) return; // past the block or not written: not ours to serve
-    const block: Block = { start, end, buf: undefined, loading: undefined, lastUse: ++this.useClock };
-    block.loading = this.log.readFromDisk(start, end - start).then(
-      (buf) => {
-        block.buf = buf;
-        block.end = start + buf.length;
+    if (b) this.drop(b);
+    const buf = this.spare.pop() ?? Buffer.allocUnsafe(this.blockBytes + BLOCK_OVERLAP_BYTES);
+    const block: Block = { start, end, buf, loading: undefined, lastUse: ++this.useClock };
+    block.loading = (async () => {
+      try {
+        await seg.ready;
+        const n = await readFully(this.io, seg.fd, buf, 0, end - start, start - seg.base);
+        block.end = start + n;
         block.loading = undefined;
-      },
-      () => {
-        // The caller's direct read reports the failure; forget the block.
+      } catch {
         if (this.blocks.get(start) === block) this.blocks.delete(start);
-      },
-    );
+        block.loading = undefined;
+        this.spare.push(buf);
+      }
+    })();
     this.blocks.set(start, block);
     this.evict();
     this.reads++;
     await block.loading;
+  }
+
+  private drop(b: Block): void {
+    this.blocks.delete(b.start);
+    if (this.spare.length < this.maxBlocks) this.spare.push(b.buf);
   }
 
   private evict(): void {
@@ -116,19 +157,21 @@ export class ReadAheadCache {
         if (b.loading === undefined && (oldest === undefined || b.lastUse < oldest.lastUse)) oldest = b;
       }
       if (!oldest) return;
-      this.blocks.delete(oldest.start);
+      this.drop(oldest);
     }
   }
 
-  /** Bytes held now. */
+  /** Bytes held now, spare buffers included. */
   get bytes(): number {
     let n = 0;
-    for (const b of this.blocks.values()) n += b.buf?.length ?? 0;
+    for (const b of this.blocks.values()) n += b.buf.length;
+    for (const b of this.spare) n += b.length;
     return n;
   }
 
   clear(): void {
     this.blocks.clear();
+    this.spare.length = 0;
   }
 }
 
