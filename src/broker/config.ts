@@ -7,6 +7,7 @@
 
 import path from 'node:path';
 import { TsmqError } from '../common/errors.js';
+import { DEFAULT_MESSAGE_DELAY_LEVEL, parseDelayLevels } from './schedule/delay-levels.js';
 
 export type FlushDiskType = 'ASYNC_FLUSH' | 'SYNC_FLUSH';
 
@@ -57,6 +58,29 @@ export interface BrokerConfig {
   channelExpiredTimeout: number;
   /** How often client channels are checked for expiry, ms (RocketMQ's housekeeping: 10 s). */
   clientChannelScanIntervalMs: number;
+  /**
+   * Delay levels, level 1 first (RocketMQ's key and format): "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m
+   * 8m 9m 10m 20m 30m 1h 2h"; units ms, s, m, h, d (see schedule/delay-levels.ts).
+   */
+  messageDelayLevel: string;
+  /**
+   * How often delayOffset.json (each delay level's delivery progress) is written when it changed,
+   * ms. RocketMQ's key (10 s there); 1 s here: the file is tiny, and a shorter interval means
+   * fewer messages delivered twice after a crash.
+   */
+  flushDelayOffsetInterval: number;
+  /** Timer messages (TIMER_DELIVER_MS, TIMER_DELAY_MS, TIMER_DELAY_SEC) are accepted. RocketMQ's timerWheelEnable (also read). */
+  timerEnable: boolean;
+  /** Longest delay of a timer message, s; longer ones are refused (MESSAGE_ILLEGAL). RocketMQ's key; 3 days. */
+  timerMaxDelaySec: number;
+  /**
+   * Width of one timer-wheel slot, ms (RocketMQ's key; 1 s). Timers are bucketed by it on disk and
+   * the dequeue holds one slot's timers in memory; a timer is delivered at its ms unless it
+   * arrived after its slot had started (then within one slot width).
+   */
+  timerPrecisionMs: number;
+  /** How often the timer store's checkpoint (log, wheel, progress) is made durable, ms. RocketMQ's key. */
+  timerFlushIntervalMs: number;
 }
 
 export const DEFAULT_BROKER_PORT = 10911;
@@ -85,6 +109,12 @@ export function defaultBrokerConfig(): BrokerConfig {
     pullHoldCheckIntervalMs: 100,
     channelExpiredTimeout: 120_000,
     clientChannelScanIntervalMs: 10_000,
+    messageDelayLevel: DEFAULT_MESSAGE_DELAY_LEVEL,
+    flushDelayOffsetInterval: 1_000,
+    timerEnable: true,
+    timerMaxDelaySec: 3 * 86_400,
+    timerPrecisionMs: 1_000,
+    timerFlushIntervalMs: 1_000,
   };
 }
 
@@ -96,7 +126,7 @@ export class BrokerConfigError extends TsmqError {
   }
 }
 
-type Kind = 'string' | 'int' | 'bool' | 'flush';
+type Kind = 'string' | 'int' | 'bool' | 'flush' | 'delayLevels';
 
 const KINDS: Record<keyof BrokerConfig, Kind> = {
   brokerClusterName: 'string',
@@ -121,6 +151,17 @@ const KINDS: Record<keyof BrokerConfig, Kind> = {
   pullHoldCheckIntervalMs: 'int',
   channelExpiredTimeout: 'int',
   clientChannelScanIntervalMs: 'int',
+  messageDelayLevel: 'delayLevels',
+  flushDelayOffsetInterval: 'int',
+  timerEnable: 'bool',
+  timerMaxDelaySec: 'int',
+  timerPrecisionMs: 'int',
+  timerFlushIntervalMs: 'int',
+};
+
+/** broker.conf keys read as another key: RocketMQ's name where tsmq's differs. */
+const ALIASES: Record<string, keyof BrokerConfig> = {
+  timerWheelEnable: 'timerEnable',
 };
 
 /** Limits each integer key must respect: [min, max]. */
@@ -138,6 +179,10 @@ const INT_RANGES: Partial<Record<keyof BrokerConfig, [number, number]>> = {
   pullHoldCheckIntervalMs: [1, 60_000],
   channelExpiredTimeout: [1, 86_400_000],
   clientChannelScanIntervalMs: [1, 3_600_000],
+  flushDelayOffsetInterval: [1, 3_600_000],
+  timerMaxDelaySec: [1, 365 * 86_400],
+  timerPrecisionMs: [10, 60_000],
+  timerFlushIntervalMs: [10, 60_000],
 };
 
 function isKey(k: string): k is keyof BrokerConfig {
@@ -153,6 +198,11 @@ export function convertValue(key: keyof BrokerConfig, raw: string): BrokerConfig
     case 'bool':
       if (v === 'true' || v === 'false') return v === 'true';
       throw new BrokerConfigError(`${key} must be true or false, got ${JSON.stringify(raw)}`);
+    case 'delayLevels': {
+      const levels = parseDelayLevels(v);
+      if (typeof levels === 'string') throw new BrokerConfigError(levels);
+      return v;
+    }
     case 'flush': {
       const u = v.toUpperCase();
       if (u === 'ASYNC_FLUSH' || u === 'SYNC_FLUSH') return u;
@@ -188,7 +238,8 @@ export function parseBrokerConf(text: string): ParsedBrokerConf {
     const eq = line.search(/[=:]/);
     if (eq <= 0)
       throw new BrokerConfigError(`line ${i + 1}: expected key=value, got ${JSON.stringify(line)}`);
-    const key = line.slice(0, eq).trim();
+    const named = line.slice(0, eq).trim();
+    const key = Object.hasOwn(ALIASES, named) ? ALIASES[named]! : named;
     const value = line.slice(eq + 1);
     if (!isKey(key)) {
       unknownKeys.push({ key, line: i + 1 });

@@ -26,6 +26,13 @@ export const ErrorCode = {
   PROPERTY_INVALID: 1008,
   /** A message id (offsetMsgId) is not 32 or 56 hex digits, or its port or offset is out of range. */
   INVALID_MESSAGE_ID: 1009,
+  /** The DELAY property (delay level) is not a whole number ≥ 0. */
+  DELAY_LEVEL_INVALID: 1010,
+  /**
+   * A timer property (TIMER_DELIVER_MS, TIMER_DELAY_MS, TIMER_DELAY_SEC) is not a whole number, its
+   * delivery time is further ahead than timerMaxDelaySec, or the broker has timers off.
+   */
+  TIMER_MESSAGE_INVALID: 1011,
 
   /** Disk use is above the top watermark; appends are refused until retention frees space. */
   DISK_FULL: 1100,
