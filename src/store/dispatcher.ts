@@ -4,7 +4,8 @@
  * flush, the flushed offset under SYNC flush, so consumers never see bytes a crash could take
  * back — decodes each record and:
  *   - puts a 20-byte unit into the record's consume queue (unless it is a prepared or rolled-back
- *     transaction half, which consumers must not see);
+ *     transaction half, which consumers must not see); its tagsCode is the tag hash, or for the
+ *     schedule and timer topics the delivery time (see DELIVER_TIME_TOPICS);
  *   - indexes `topic#UNIQ_KEY` and `topic#<each KEYS value>` (rolled-back halves excepted);
  *   - tells listeners (long polling, later) that a message arrived.
  *
@@ -52,6 +53,22 @@ export interface DispatcherOptions {
 export function tagsCodeOf(properties: string): number {
   const tags = getProperty(properties, MessageProperty.TAGS);
   return tags ? javaStringHashCode(tags) : 0;
+}
+
+/**
+ * Topics whose consume-queue tagsCode is a delivery time, not a tag hash: the broker's schedule
+ * topic (delay levels) and timer topic. RocketMQ keeps the deliver-at time of SCHEDULE_TOPIC_XXXX
+ * messages there, so a delivery loop sees when the head of a queue is due without reading the
+ * log. The broker puts the time (ms since the epoch) in the TIMER_OUT_MS property when it moves a
+ * message to one of these topics; a record without a valid one gets its store time (due at once).
+ * The rule depends on the record alone, so a replay after a crash writes the same unit.
+ */
+const DELIVER_TIME_TOPICS: ReadonlySet<string> = new Set(['SCHEDULE_TOPIC_XXXX', 'rmq_sys_wheel_timer']);
+
+function deliverTimeOf(rec: DispatchInfo): number {
+  const v = getProperty(dispatchProperties(rec), MessageProperty.TIMER_OUT_MS);
+  const n = v !== undefined && /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
+  return Number.isSafeInteger(n) ? n : rec.storeTimestamp;
 }
 
 export class Dispatcher {
@@ -246,7 +263,11 @@ export class Dispatcher {
       if (t !== undefined && rec.physicalOffset < t) return;
     }
     const tranType = transactionType(rec.sysFlag);
-    const tagsCode = rec.tags ? javaStringHashCode(rec.tags) : 0;
+    const tagsCode = DELIVER_TIME_TOPICS.has(rec.topic)
+      ? deliverTimeOf(rec)
+      : rec.tags
+        ? javaStringHashCode(rec.tags)
+        : 0;
     if (tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE) {
       this.cqs
         .getOrCreate(rec.topic, rec.queueId)
