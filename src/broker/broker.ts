@@ -176,7 +176,7 @@ export class Broker {
       clients,
       subscriptionGroups,
       stats,
-      locks: new QueueLockManager(this.clock),
+      locks: new QueueLockManager(this.clock, c.rebalanceLockMaxLiveTime),
     };
     this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
     for (const p of BROKER_PROCESSORS) {

@@ -26,7 +26,8 @@ export {
 } from './consumer/allocate.js';
 export type { ConsumeFailurePolicy, RetryBackoff } from './consumer/consume-failure.js';
 export { LitePullConsumer, type LitePullConsumerOptions } from './consumer/lite-pull-consumer.js';
-export type { OffsetStore } from './consumer/offset-store.js';
+export type { OffsetFence, OffsetStore } from './consumer/offset-store.js';
+export type { OrderlyConsumeResult, OrderlyMessageHandler } from './consumer/orderly-service.js';
 export { ConsumerApi, type PullResult, type PullStatus, PullSysFlag } from './consumer/pull-api.js';
 export {
   PushConsumer,

@@ -12,6 +12,8 @@
  * An offset is the next message to consume: everything below it has been handled.
  */
 import type { Logger } from '../../common/log.js';
+import { ResponseCode } from '../../protocol/index.js';
+import { isBrokerResponseError } from '../errors.js';
 import { type MessageQueue, mqKey } from '../message.js';
 import type { ConsumerApi } from './pull-api.js';
 
@@ -67,9 +69,21 @@ export class OffsetTable {
   }
 }
 
+/**
+ * How an orderly consumer fences its commits: the lock version each queue's commit carries
+ * (undefined: the queue is not held, so nothing is committed), and what to do when the broker
+ * refuses one as stale.
+ */
+export interface OffsetFence {
+  versionOf(mq: MessageQueue): number | undefined;
+  refused(mq: MessageQueue): void;
+}
+
 /** CLUSTERING: offsets belong to the group and live on the broker of each queue. */
 export class RemoteOffsetStore implements OffsetStore {
   private readonly table = new OffsetTable();
+  /** Set by an orderly consumer. */
+  fence: OffsetFence | undefined;
 
   constructor(
     private readonly api: ConsumerApi,
@@ -96,7 +110,16 @@ export class RemoteOffsetStore implements OffsetStore {
       mqs.map(async (mq) => {
         const offset = this.table.get(mq);
         if (offset === undefined) return;
-        await this.api.updateConsumerOffset(this.group, mq, offset);
+        const version = this.fence?.versionOf(mq);
+        if (this.fence && version === undefined) return;
+        try {
+          await this.api.updateConsumerOffset(this.group, mq, offset, version);
+        } catch (e) {
+          if (this.fence && isBrokerResponseError(e) && e.responseCode === ResponseCode.NO_PERMISSION) {
+            this.fence.refused(mq);
+          }
+          throw e;
+        }
         this.logger.debug({ group: this.group, queue: mqKey(mq), offset }, 'offset persisted');
       }),
     );

@@ -183,7 +183,16 @@ export class ConsumerApi {
     return headerInt(res, 'offset', addr, 'offset query');
   }
 
-  async updateConsumerOffset(group: string, mq: MessageQueue, offset: number): Promise<void> {
+  /**
+   * Commits the group's offset of the queue. An orderly consumer passes the version of the queue
+   * lock it consumed under; the broker refuses a stale one (NO_PERMISSION).
+   */
+  async updateConsumerOffset(
+    group: string,
+    mq: MessageQueue,
+    offset: number,
+    lockVersion?: number,
+  ): Promise<void> {
     const addr = await this.brokerAddr(mq);
     await this.instance.invokeOk(
       addr,
@@ -192,6 +201,7 @@ export class ConsumerApi {
         topic: mq.topic,
         queueId: String(mq.queueId),
         commitOffset: String(offset),
+        ...(lockVersion !== undefined && { lockVersion: String(lockVersion) }),
       }),
       `offset update of ${describeQueue(mq)}`,
     );

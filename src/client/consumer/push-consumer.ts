@@ -57,6 +57,7 @@ import { ConsumeService, type ConsumeTask } from './consume-service.js';
 import { defaultOffsetStoreDir, LocalFileOffsetStore } from './local-offset-store.js';
 import { type OffsetStore, RemoteOffsetStore } from './offset-store.js';
 import { CONSUME_FROM, intOption, LIMITS, MESSAGE_MODELS, oneOf } from './options.js';
+import { LOCK_RETRY_MS, type OrderlyMessageHandler, OrderlyService } from './orderly-service.js';
 import { ProcessQueue } from './process-queue.js';
 import {
   ConsumerApi,
@@ -121,6 +122,15 @@ export interface PushConsumerOptions extends ClientOptions {
    * verifies every record it reads from disk and TCP checksums the way (as RocketMQ's client).
    */
   checkCrc?: boolean;
+  /** Orderly (onMessageOrderly): pause of a queue after a failed call, ms. Default 1,000. */
+  suspendCurrentQueueTimeMillis?: number;
+  /**
+   * Orderly: failed deliveries of a message after which each further failure asks failurePolicy
+   * whether to retry it or move on (./orderly-service.ts). Default -1: retry forever.
+   */
+  maxReconsumeTimes?: number;
+  /** Orderly CLUSTERING: queue lock renewal period, ms; a lock not renewed for 1.5× it lapses. Default 20,000. */
+  lockRenewIntervalMs?: number;
 }
 
 /** A queue's cache, as flow control sees it. */
@@ -171,6 +181,8 @@ export class PushConsumer {
   private readonly failurePolicy: ConsumeFailurePolicy;
   private readonly backoff: RetryBackoff;
   private handler: MessageHandler | undefined;
+  private orderly: OrderlyService | undefined;
+  private readonly orderlyOpts: { suspendMs: number; maxReconsumeTimes: number; renewIntervalMs: number };
   private persistTimer: NodeJS.Timeout | undefined;
   private state: State = 'new';
   private starting: Promise<void> | undefined;
@@ -292,6 +304,23 @@ export class PushConsumer {
     };
     this.failurePolicy = opts.failurePolicy ?? localRedelivery;
     this.checkCrc = opts.checkCrc === true;
+    this.orderlyOpts = {
+      suspendMs: intOption(
+        'suspendCurrentQueueTimeMillis',
+        opts.suspendCurrentQueueTimeMillis,
+        1_000,
+        0,
+        LIMITS.intervalMsMax,
+      ),
+      maxReconsumeTimes: intOption('maxReconsumeTimes', opts.maxReconsumeTimes, -1, -1, 1_000_000),
+      renewIntervalMs: intOption(
+        'lockRenewIntervalMs',
+        opts.lockRenewIntervalMs,
+        20_000,
+        1,
+        LIMITS.intervalMsMax,
+      ),
+    };
 
     // A broadcasting member's offset file is keyed by its client id, which must survive restarts.
     const instanceName = opts.instanceName ?? (this.messageModel === 'BROADCASTING' ? 'DEFAULT' : undefined);
@@ -340,7 +369,38 @@ export class PushConsumer {
     if (this.state !== 'new') {
       throw new TsmqError('CLIENT_STATE_INVALID', 'onMessage() must be called before start()');
     }
+    if (this.orderly) throw new TsmqError('CLIENT_STATE_INVALID', 'onMessageOrderly() was called already');
     this.handler = handler;
+    return this;
+  }
+
+  /**
+   * Registers an orderly handler instead of onMessage's; before start(). Each queue's messages
+   * come one call at a time in queue order, and in CLUSTERING only while this member holds the
+   * queue's lock on its broker (./orderly-service.ts).
+   */
+  onMessageOrderly(handler: OrderlyMessageHandler): this {
+    if (typeof handler !== 'function')
+      throw new TsmqError('ARGUMENT_INVALID', 'the handler must be a function');
+    if (this.state !== 'new') {
+      throw new TsmqError('CLIENT_STATE_INVALID', 'onMessageOrderly() must be called before start()');
+    }
+    if (this.handler) throw new TsmqError('CLIENT_STATE_INVALID', 'onMessage() was called already');
+    this.orderly = new OrderlyService({
+      locking: this.messageModel === 'CLUSTERING',
+      handler,
+      batchMaxSize: this.consumeBatchMaxSize,
+      ...this.orderlyOpts,
+      api: this.api,
+      group: this.group,
+      store: this.store,
+      failurePolicy: this.failurePolicy,
+      logger: this.logger,
+      counters: this.counters,
+      lost: (pq) => this.orderlyLost(pq),
+      queues: () => [...this.table.values()],
+    });
+    if (this.store instanceof RemoteOffsetStore) this.store.fence = this.orderly;
     return this;
   }
 
@@ -353,7 +413,7 @@ export class PushConsumer {
   }
 
   private async doStart(): Promise<void> {
-    if (!this.handler) {
+    if (!this.handler && !this.orderly) {
       throw new TsmqError('CLIENT_STATE_INVALID', 'no message handler: call onMessage() before start()');
     }
     if (this.subs.size === 0) {
@@ -372,6 +432,7 @@ export class PushConsumer {
       await this.instance.heartbeat();
       this.state = 'running';
       this.rebalancer.start();
+      this.orderly?.start();
       this.persistTimer = setInterval(() => {
         this.persistOwned().catch(() => undefined);
       }, this.persistIntervalMs);
@@ -413,7 +474,11 @@ export class PushConsumer {
     for (const t of this.redeliveries) clearTimeout(t);
     this.redeliveries.clear();
     for (const pq of this.table.values()) pq.stopPulling();
-    const drained = await this.consumeService.stop(this.awaitTerminationMs);
+    const [concurrentDrained, orderlyDrained] = await Promise.all([
+      this.consumeService.stop(this.awaitTerminationMs),
+      this.orderly?.stop(this.awaitTerminationMs) ?? true,
+    ]);
+    const drained = concurrentDrained && orderlyDrained;
     if (!drained) {
       this.logger.warn(
         { awaitTerminationMs: this.awaitTerminationMs },
@@ -421,6 +486,7 @@ export class PushConsumer {
       );
     }
     await this.persistOwned().catch(() => undefined);
+    await this.orderly?.unlock([...this.table.values()]);
     for (const pq of this.table.values()) pq.drop();
     this.table.clear();
     await this.instance.unregister('consumer', this.group);
@@ -503,6 +569,7 @@ export class PushConsumer {
     for (const { pq, offset } of moved) {
       if (this.state !== 'running' || this.table.has(mqKey(pq.mq))) continue;
       const fresh = new ProcessQueue(pq.mq);
+      this.orderly?.transfer(pq, fresh);
       this.table.set(mqKey(pq.mq), fresh);
       void this.pullLoop(fresh, offset);
     }
@@ -549,6 +616,7 @@ export class PushConsumer {
   }
 
   private async addQueue(mq: MessageQueue): Promise<void> {
+    if (this.orderly) return this.addOrderlyQueue(mq, this.orderly);
     const offset = await computeStartOffset(
       this.api,
       this.store,
@@ -565,8 +633,68 @@ export class PushConsumer {
     void this.pullLoop(pq, offset);
   }
 
+  /**
+   * Orderly: the queue is taken into the table at once (so rebalances see it owned), but read and
+   * pulled only once its lock is granted; the start offset is read after that, when the previous
+   * owner can no longer move it.
+   */
+  private addOrderlyQueue(mq: MessageQueue, orderly: OrderlyService): void {
+    const key = mqKey(mq);
+    if (this.state !== 'running' || this.table.has(key)) return;
+    const pq = new ProcessQueue(mq);
+    this.table.set(key, pq);
+    const begin = async (): Promise<void> => {
+      if (!(await orderly.acquire(pq))) return;
+      const offset = await computeStartOffset(
+        this.api,
+        this.store,
+        mq,
+        this.consumeFromWhere,
+        this.consumeTimestamp ?? Date.now() - DEFAULT_CONSUME_TIMESTAMP_AGO_MS,
+      );
+      if (pq.pullStopped || this.state !== 'running') return;
+      this.store.update(mq, offset, false);
+      void this.pullLoop(pq, offset);
+    };
+    begin().catch((e: Error) => {
+      this.logger.warn(
+        { queue: describeQueue(mq), err: e.message },
+        'cannot start an orderly queue; retrying',
+      );
+      if (this.table.get(key) !== pq) return;
+      pq.drop();
+      this.table.delete(key);
+      void orderly.unlock([pq]);
+      void this.rebalancer.request();
+    });
+  }
+
+  /** Orderly: the queue's lease was lost; drop its cache and take it again (lock first). */
+  private orderlyLost(pq: ProcessQueue): void {
+    const key = mqKey(pq.mq);
+    if (this.table.get(key) !== pq) return;
+    pq.drop();
+    this.table.delete(key);
+    this.store.remove(pq.mq);
+    if (this.state === 'running' && this.orderly) this.addOrderlyQueue(pq.mq, this.orderly);
+  }
+
   /** The queue went to another member: stop, persist its offset, forget it. */
   private async removeQueue(pq: ProcessQueue): Promise<void> {
+    if (this.orderly) {
+      // Orderly handover: the call in flight finishes and its offset is committed (with the lock
+      // version) before the lock is given back.
+      this.table.delete(mqKey(pq.mq));
+      pq.stopPulling();
+      await this.orderly.release(pq, this.awaitTerminationMs);
+      await this.store.persist([pq.mq]).catch((e: Error) => {
+        this.logger.warn({ queue: describeQueue(pq.mq), err: e.message }, 'offset persist failed');
+      });
+      await this.orderly.unlock([pq]);
+      pq.drop();
+      this.store.remove(pq.mq);
+      return;
+    }
     pq.drop();
     this.table.delete(mqKey(pq.mq));
     try {
@@ -622,6 +750,10 @@ export class PushConsumer {
     /** The pull of `next` already sent (pipelined), if any. */
     let ahead: Promise<RawPullResult> | undefined;
     while (!pq.pullStopped) {
+      if (!ahead && this.orderly && !this.orderly.held(pq)) {
+        await pq.sleep(LOCK_RETRY_MS);
+        continue;
+      }
       if (!ahead && this.flowControlled(pq)) {
         await pq.sleep(FLOW_CONTROL_DELAY_MS);
         continue;
@@ -705,6 +837,10 @@ export class PushConsumer {
   }
 
   private dispatch(pq: ProcessQueue, msgs: MessageExt[]): void {
+    if (this.orderly) {
+      this.orderly.submit(pq, msgs);
+      return;
+    }
     for (let i = 0; i < msgs.length; i += this.consumeBatchMaxSize) {
       this.consumeService.submit({ pq, msgs: msgs.slice(i, i + this.consumeBatchMaxSize), attempt: 0 });
     }
