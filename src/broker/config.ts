@@ -58,6 +58,8 @@ export interface BrokerConfig {
   channelExpiredTimeout: number;
   /** How often client channels are checked for expiry, ms (RocketMQ's housekeeping: 10 s). */
   clientChannelScanIntervalMs: number;
+  /** How long an orderly consumer's queue lock lasts without renewal, ms (RocketMQ's 60 s). */
+  rebalanceLockMaxLiveTime: number;
   /**
    * Delay levels, level 1 first (RocketMQ's key and format): "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m
    * 8m 9m 10m 20m 30m 1h 2h"; units ms, s, m, h, d (see schedule/delay-levels.ts).
@@ -109,6 +111,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     pullHoldCheckIntervalMs: 100,
     channelExpiredTimeout: 120_000,
     clientChannelScanIntervalMs: 10_000,
+    rebalanceLockMaxLiveTime: 60_000,
     messageDelayLevel: DEFAULT_MESSAGE_DELAY_LEVEL,
     flushDelayOffsetInterval: 1_000,
     timerEnable: true,
@@ -151,6 +154,7 @@ const KINDS: Record<keyof BrokerConfig, Kind> = {
   pullHoldCheckIntervalMs: 'int',
   channelExpiredTimeout: 'int',
   clientChannelScanIntervalMs: 'int',
+  rebalanceLockMaxLiveTime: 'int',
   messageDelayLevel: 'delayLevels',
   flushDelayOffsetInterval: 'int',
   timerEnable: 'bool',
@@ -179,6 +183,7 @@ const INT_RANGES: Partial<Record<keyof BrokerConfig, [number, number]>> = {
   pullHoldCheckIntervalMs: [1, 60_000],
   channelExpiredTimeout: [1, 86_400_000],
   clientChannelScanIntervalMs: [1, 3_600_000],
+  rebalanceLockMaxLiveTime: [1, 3_600_000],
   flushDelayOffsetInterval: [1, 3_600_000],
   timerMaxDelaySec: [1, 365 * 86_400],
   timerPrecisionMs: [10, 60_000],
