@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -215,6 +217,43 @@ describe('orderly PushConsumer', () => {
     assert.deepEqual(got, ['p0', 'p1', 'p1', 'p1', 'p2']);
     assert.deepEqual(taken, ['p1']);
     await waitFor(async () => (await brokerOffset(c, group, topic, 'broker-a', 0)) === 3, 10_000, 'offset 3');
+  });
+
+  test('BROADCASTING orderly: every member gets every queue in order, without locks', async () => {
+    const topic = unique('OrderlyBroadcast');
+    const group = unique('g_orderly_bc');
+    await createTopic(c, topic, 2);
+    for (let i = 0; i < 40; i++) await send(c, topic, 'broker-a', i % 2, `b${i}`);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsmq-orderly-bc-'));
+    try {
+      const got = [new Map<number, number[]>(), new Map<number, number[]>()];
+      const members = got.map((byQueue, n) =>
+        orderly(
+          group,
+          topic,
+          async (msgs, { queue }) => {
+            const list = byQueue.get(queue.queueId) ?? [];
+            byQueue.set(queue.queueId, list);
+            list.push(...msgs.map((m) => m.queueOffset));
+          },
+          { messageModel: 'BROADCASTING', offsetStoreDir: dir, instanceName: `bc${n}` },
+        ),
+      );
+      for (const m of members) await m.start();
+      const count = (byQueue: Map<number, number[]>) =>
+        [...byQueue.values()].reduce((a, l) => a + l.length, 0);
+      await waitFor(() => got.every((g) => count(g) >= 40), 20_000, 'both members got all 40');
+      for (const byQueue of got) {
+        for (const q of [0, 1])
+          assert.deepEqual(
+            byQueue.get(q),
+            Array.from({ length: 20 }, (_, i) => i),
+          );
+      }
+      for (const m of members) await m.shutdown();
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a member frozen past its lease cannot move offsets back over its successor and stops consuming', async () => {
