@@ -14,7 +14,8 @@
  *                        inside it are copied out of the one buffer
  *
  * A block is read once while the queues' readers are within `maxBlocks` blocks of each other, and
- * evicted least recently used first. Blocks only ever hold written bytes (clamped to the written
+ * evicted least recently used first. The first use of a block has the next two read in the
+ * background (sequential read-ahead), so readers moving through the log rarely wait for a read. Blocks only ever hold written bytes (clamped to the written
  * offset when read), and written bytes of the log never change while the store runs, so a cached
  * block is never stale; a block read short (near the written offset) is read again when a later
  * record lies past its end. Concurrent misses of one block share one read.
@@ -37,6 +38,11 @@ import { type FileIo, readFully } from './io.js';
 /** Bytes a block reads past its aligned end, for records that straddle into the next block. */
 const BLOCK_OVERLAP_BYTES = 64 * 1024;
 
+/** Blocks read ahead of the first use of a block. */
+const READ_AHEAD_BLOCKS = 2;
+/** Fewer blocks than this and read-ahead would evict what readers still use. */
+const READ_AHEAD_MIN_BLOCKS = 4 * READ_AHEAD_BLOCKS;
+
 interface Block {
   readonly start: number;
   /** Exclusive; where the bytes read end (short near the written offset or a segment's end). */
@@ -44,6 +50,8 @@ interface Block {
   buf: Buffer;
   loading: Promise<void> | undefined;
   lastUse: number;
+  /** The next block was asked for (read-ahead) when this one was first used. */
+  readAhead: boolean;
 }
 
 export class ReadAheadCache {
@@ -75,6 +83,17 @@ export class ReadAheadCache {
     const b = this.blocks.get(start);
     if (!b || b.loading || offset + length > b.end) return undefined;
     b.lastUse = ++this.useClock;
+    if (!b.readAhead && this.maxBlocks >= READ_AHEAD_MIN_BLOCKS) {
+      // Readers are moving through this stretch of the log: have the next block read meanwhile,
+      // so that they do not all wait for it when they get there.
+      b.readAhead = true;
+      const seg = this.log.segmentFor(start);
+      for (let k = 1; k <= READ_AHEAD_BLOCKS; k++) {
+        const ahead = start + k * this.blockBytes;
+        if (this.log.segmentFor(ahead) !== seg) break;
+        if (!this.blocks.has(ahead)) void this.load(ahead, 1);
+      }
+    }
     return b;
   }
 
@@ -126,7 +145,7 @@ export class ReadAheadCache {
     if (offset + length > end) return; // past the block or not written: not ours to serve
     if (b) this.drop(b);
     const buf = this.spare.pop() ?? Buffer.allocUnsafe(this.blockBytes + BLOCK_OVERLAP_BYTES);
-    const block: Block = { start, end, buf, loading: undefined, lastUse: ++this.useClock };
+    const block: Block = { start, end, buf, loading: undefined, lastUse: ++this.useClock, readAhead: false };
     block.loading = (async () => {
       try {
         await seg.ready;

@@ -199,3 +199,18 @@ test('records served from recycled read-ahead blocks stay intact after the block
     await store.close();
   }
 });
+
+test('the first use of a block has the next two read ahead, so sequential readers find them loaded', async () => {
+  const { store } = await interleavedStore({});
+  try {
+    await store.getMessages('Inter', 0, 0, { maxCount: 1 });
+    for (let i = 0; i < 200 && store.readCache.reads < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(store.readCache.reads, 3, 'block 0, then blocks 1 and 2 ahead');
+    // Another queue's reads in those blocks cost no read of their own.
+    const r = await store.getMessages('Inter', 7, 0, { maxCount: 32 });
+    assert.equal(r.records.length, 32);
+    assert.equal(store.readCache.reads, 3);
+  } finally {
+    await store.close();
+  }
+});
