@@ -19,7 +19,7 @@ import { TimerStore, type TimerStoreOptions } from '../src/broker/timer/timer-st
 import { ManualClock } from '../src/common/clock.js';
 import { createLogger } from '../src/common/log.js';
 import { type DecodedRecord, decodeRecords } from '../src/message/index.js';
-import { ResponseCode } from '../src/protocol/index.js';
+import { createRequest, RequestCode, ResponseCode } from '../src/protocol/index.js';
 import type { RemotingClient } from '../src/remoting/index.js';
 import { type FileIo, nodeFileIo } from '../src/store/index.js';
 import { pullRequest } from './broker-fixtures.js';
@@ -255,4 +255,24 @@ export function assertAllOnce(sink: RecordingSink, n: number): void {
   const counts = sink.countsById();
   assert.equal(counts.size, n, `${n - counts.size} timers never delivered`);
   for (const [id, c] of counts) assert.equal(c, 1, `timer ${id} delivered ${c} times`);
+}
+
+/**
+ * Waits until the broker at `addr` has its store open: a broker process logs that it listens
+ * before it opens (or recovers) its store, and answers SERVICE_NOT_AVAILABLE until then.
+ */
+export async function untilStoreOpen(
+  client: RemotingClient,
+  addr: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await client
+      .invoke(addr, createRequest(RequestCode.GET_BROKER_RUNTIME_INFO))
+      .catch(() => undefined);
+    if (res?.code === ResponseCode.SUCCESS) return;
+    assert.ok(Date.now() < deadline, `the broker at ${addr} did not open its store`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -21,8 +21,14 @@ import { NamesrvRegistrar } from './namesrv-registrar.js';
 import type { BrokerContext } from './processors/context.js';
 import { BROKER_PROCESSORS } from './processors/registry.js';
 import { QueueLockManager } from './queue-locks.js';
+import { parseDelayLevels } from './schedule/delay-levels.js';
+import { DelayOffsetTable } from './schedule/delay-offsets.js';
+import { MessagePutService, SCHEDULE_TOPIC, TIMER_TOPIC } from './schedule/put-message.js';
+import { ScheduleMessageService } from './schedule/schedule-service.js';
 import { BrokerStats } from './stats.js';
 import { SubscriptionGroupManager } from './subscription-groups.js';
+import { startBrokerTimer, timerDir } from './timer/broker-timer.js';
+import type { TimerMessageService } from './timer/timer-service.js';
 import { TopicConfigManager } from './topic-config.js';
 
 export interface BrokerOptions {
@@ -48,6 +54,8 @@ export class Broker {
   private clientGroups: ClientGroups | undefined;
   private subscriptionGroupManager: SubscriptionGroupManager | undefined;
   private brokerStats: BrokerStats | undefined;
+  private scheduleService: ScheduleMessageService | undefined;
+  private timerService: TimerMessageService | undefined;
   private registrar: NamesrvRegistrar | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pendingRegister: NodeJS.Immediate | undefined;
@@ -177,6 +185,17 @@ export class Broker {
       subscriptionGroups,
       stats,
       locks: new QueueLockManager(this.clock, c.rebalanceLockMaxLiveTime),
+      messagePut: new MessagePutService({
+        store: () => ctx.store(),
+        clock: this.clock,
+        policy: {
+          delayLevelsMs: parseDelayLevels(c.messageDelayLevel) as number[],
+          timerEnable: c.timerEnable,
+          timerMaxDelayMs: c.timerMaxDelaySec * 1000,
+        },
+      }),
+      schedule: () => this.scheduleService,
+      timer: () => this.timerService,
     };
     this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
     for (const p of BROKER_PROCESSORS) {
@@ -214,6 +233,7 @@ export class Broker {
         ? `store recovered after a crash in ${r.durationMs} ms: log ends at ${r.end}, ${r.recordsValidated} records validated`
         : `store opened in ${r.durationMs} ms: log ends at ${r.end}`,
     );
+    await this.startDelivery(ctx, store);
 
     const namesrvs = nameServerAddresses(c.namesrvAddr);
     if (namesrvs.length > 0) {
@@ -237,6 +257,59 @@ export class Broker {
     } else {
       this.logger.warn('namesrvAddr is empty: the broker registers with no name server');
     }
+  }
+
+  /**
+   * Starts the delivery of delay-level and timer messages (schedule/, timer/). The timer store
+   * is opened when timers are enabled, or when it exists (so timers stored before they were
+   * turned off are still delivered).
+   */
+  private async startDelivery(ctx: BrokerContext, store: MessageStore): Promise<void> {
+    const c = this.config;
+    const logger = this.logger;
+    const stats = ctx.stats;
+    const offsets = await DelayOffsetTable.open(c.storePathRootDir, logger);
+    offsets.start(c.flushDelayOffsetInterval);
+    const schedule = new ScheduleMessageService({
+      store,
+      putter: ctx.messagePut,
+      delayLevelsMs: ctx.messagePut.policy.delayLevelsMs,
+      offsets,
+      clock: this.clock,
+      logger,
+      onDelivered: (n) => stats.onPut(n),
+    });
+    this.scheduleService = schedule;
+    schedule.start();
+    if (c.timerEnable || (await store.opts.io.exists(timerDir(c.storePathRootDir)))) {
+      this.timerService = await startBrokerTimer({
+        store,
+        putter: ctx.messagePut,
+        storePathRootDir: c.storePathRootDir,
+        precisionMs: c.timerPrecisionMs,
+        timerMaxDelaySec: c.timerMaxDelaySec,
+        checkpointIntervalMs: c.timerFlushIntervalMs,
+        clock: this.clock,
+        logger,
+        onDelivered: (n) => stats.onPut(n),
+      });
+    }
+    const timer = this.timerService;
+    store.onMessageDispatched((m) => {
+      if (m.topic === SCHEDULE_TOPIC) schedule.kick();
+      else if (m.topic === TIMER_TOPIC) timer?.kick();
+    });
+  }
+
+  /** Delay-level delivery (tests call its step, read its progress); throws before start. */
+  get schedule(): ScheduleMessageService {
+    if (!this.scheduleService) throw new Error('the broker is not running');
+    return this.scheduleService;
+  }
+
+  /** Timer delivery, if timers run on this broker. */
+  get timerMessages(): TimerMessageService | undefined {
+    return this.timerService;
   }
 
   /** Registers with every name server now (what the timer does); resolves when all answered. */
@@ -274,6 +347,15 @@ export class Broker {
     this.offsetManager = undefined;
     await this.subscriptionGroupManager?.close();
     this.subscriptionGroupManager = undefined;
+    // Deliveries stop (their progress written) before the store they read and write closes.
+    await this.scheduleService
+      ?.close()
+      .catch((e: unknown) => this.logger.error({ err: e }, 'closing delay delivery failed'));
+    this.scheduleService = undefined;
+    await this.timerService
+      ?.close()
+      .catch((e: unknown) => this.logger.error({ err: e }, 'closing timer delivery failed'));
+    this.timerService = undefined;
     if (this.messageStore) {
       await this.messageStore.close();
       this.logger.info({ rootDir: this.config.storePathRootDir }, 'store closed cleanly');

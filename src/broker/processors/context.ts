@@ -11,8 +11,11 @@ import type { BrokerConfig } from '../config.js';
 import type { ConsumerOffsetManager } from '../consumer-offsets.js';
 import type { PullRequestHoldService } from '../long-polling.js';
 import type { QueueLockManager } from '../queue-locks.js';
+import type { MessagePutService } from '../schedule/put-message.js';
+import type { ScheduleMessageService } from '../schedule/schedule-service.js';
 import type { BrokerStats } from '../stats.js';
 import type { SubscriptionGroupManager } from '../subscription-groups.js';
+import type { TimerMessageService } from '../timer/timer-service.js';
 import type { TopicConfigManager } from '../topic-config.js';
 
 export interface BrokerContext {
@@ -38,6 +41,15 @@ export interface BrokerContext {
   readonly stats: BrokerStats;
   /** Queue locks of orderly consumers, with fencing versions. */
   readonly locks: QueueLockManager;
+  /**
+   * The broker's one entry for storing a message as its sender meant it — now, after a delay
+   * level, or at a timer's time (schedule/put-message.ts). Every client-originated put uses it.
+   */
+  readonly messagePut: MessagePutService;
+  /** Delay-level delivery; undefined while the store is not open. */
+  schedule(): ScheduleMessageService | undefined;
+  /** Timer delivery; undefined while the store is not open, or with timers off and none stored. */
+  timer(): TimerMessageService | undefined;
 }
 
 export interface BrokerProcessor {

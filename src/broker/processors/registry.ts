@@ -6,6 +6,7 @@ import { getConsumerConnectionList } from './consumer-connection.js';
 import type { BrokerProcessor } from './context.js';
 import { deleteTopicInBroker } from './delete-topic.js';
 import { getAllConsumerOffset } from './get-all-consumer-offset.js';
+import { getAllDelayOffset } from './get-all-delay-offset.js';
 import { getAllTopicConfig } from './get-all-topic-config.js';
 import { getConsumerListByGroup } from './get-consumer-list-by-group.js';
 import { getTopicConfig } from './get-topic-config.js';
@@ -51,6 +52,7 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   queryConsumerOffset,
   updateConsumerOffset,
   getAllConsumerOffset,
+  getAllDelayOffset,
   searchOffsetByTimestamp,
   getMaxOffset,
   getMinOffset,

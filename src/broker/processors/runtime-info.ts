@@ -23,12 +23,17 @@
  *   pullRequestsHeld                      long-polling pulls waiting for messages now (tsmq's own key)
  *   memoryRss, memoryHeapUsed,            the process's memory in bytes: resident set, V8 heap in use,
  *     memoryExternal                        memory outside the heap (Buffers) — tsmq's own keys
+ *   scheduleMessageOffset_<level>         "<next offset to deliver>,<queue end>" of each delay level's
+ *                                         queue in SCHEDULE_TOPIC_XXXX (RocketMQ's key and format)
+ *   timerOffsetBehind                     timer-topic messages not yet in the timer wheel (RocketMQ 5)
+ *   timerReadBehind                       seconds the timer dequeue trails the clock (RocketMQ 5)
+ *   timerPending, timerHeld               timers waiting, and those held in memory — tsmq's own keys
  *
  * Keys RocketMQ sends that tsmq leaves out because it has nothing true to put there: the thread
  * pools' queue sizes, capacities and head wait times (no thread pools: one event loop),
  * pageCacheLockTimeMills (appends take no lock across I/O), put latency distributions and
- * percentiles (not measured), brokerVersion (no RocketMQ version ordinal), and the schedule and
- * transaction keys (not implemented yet).
+ * percentiles (not measured), brokerVersion (no RocketMQ version ordinal), and the transaction
+ * keys (not implemented yet).
  */
 import { createResponse, encodeKVTable, RequestCode, ResponseCode } from '../../protocol/index.js';
 import type { MessageStore } from '../../store/index.js';
@@ -98,6 +103,17 @@ export const getBrokerRuntimeInfo: BrokerProcessor = {
       pullRequestsHeld: String(ctx.pullHold.size),
       ...memoryKeys(),
     };
+    for (const p of ctx.schedule()?.progress() ?? []) {
+      table[`scheduleMessageOffset_${p.level}`] = `${p.deliverOffset},${p.maxOffset}`;
+    }
+    const timer = ctx.timer()?.stats();
+    if (timer) {
+      const precisionMs = ctx.timer()!.store.precisionMs;
+      table.timerOffsetBehind = String(timer.enqueueBehind);
+      table.timerReadBehind = String(Math.max(0, Math.floor((now - timer.doneSlot * precisionMs) / 1000)));
+      table.timerPending = String(timer.pending);
+      table.timerHeld = String(timer.held);
+    }
     const earliest = await earliestMessageTime(store);
     if (earliest !== undefined) table.earliestMessageTimeStamp = String(earliest);
     try {

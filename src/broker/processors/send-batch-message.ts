@@ -3,7 +3,8 @@
  * v2 header. All go to the one queue the header names (or the broker picks), contiguously: the
  * store accepts all or none. Each inner message keeps its own flag and properties; the batch
  * header's properties (which hold what applies to all, e.g. WAIT) are appended to each one's, as
- * RocketMQ 5.x's batch encoder does. A batch may not carry a delay level.
+ * RocketMQ 5.x's batch encoder does. Neither the batch nor any message in it may carry a delay
+ * level or a timer property (MESSAGE_ILLEGAL).
  *
  * The reply names the first message's queue offset and joins the offsetMsgIds with commas, as
  * RocketMQ's AppendMessageResult for a batch does; transactionId is the batch's own UNIQ_KEY.
@@ -26,6 +27,23 @@ import {
 import type { BrokerProcessor } from './context.js';
 import { bornHostOf, checkSend, stampProperties, storeFailure } from './send-common.js';
 
+/**
+ * The property that would make a message wait (a delay level other than 0, or a timer), if any.
+ * A batch is stored at once to one queue, contiguously, so none of it may wait (RocketMQ's rule).
+ */
+function waitingProperty(props: Map<string, string>): string | undefined {
+  const delay = props.get(MessageProperty.DELAY);
+  if (delay !== undefined && delay !== '' && delay !== '0') return `DELAY=${delay.slice(0, 16)}`;
+  for (const k of [
+    MessageProperty.TIMER_DELIVER_MS,
+    MessageProperty.TIMER_DELAY_MS,
+    MessageProperty.TIMER_DELAY_SEC,
+  ]) {
+    if (props.has(k)) return k;
+  }
+  return undefined;
+}
+
 /** Most messages in one batch (a bound on work per request). */
 export const BATCH_MESSAGES_MAX = 10_000;
 
@@ -36,11 +54,12 @@ export const sendBatchMessage: BrokerProcessor = {
     if (!parsed.ok) return createResponse(request, ResponseCode.SYSTEM_ERROR, parsed.error);
     const h = parsed.header;
     const batchProps = decodeProperties(h.properties ?? '');
-    if (batchProps.has(MessageProperty.DELAY)) {
+    const waiting = waitingProperty(batchProps);
+    if (waiting) {
       return createResponse(
         request,
         ResponseCode.MESSAGE_ILLEGAL,
-        'a batch message may not have a delay level',
+        `a batch message may not have a delay level or a timer (it has ${waiting})`,
       );
     }
     const body = request.body ?? Buffer.alloc(0);
@@ -61,6 +80,16 @@ export const sendBatchMessage: BrokerProcessor = {
     const bornHost = bornHostOf(channel);
     const batchUniq = batchProps.get(MessageProperty.UNIQ_KEY);
     batchProps.delete(MessageProperty.UNIQ_KEY);
+    for (const [i, m] of decoded.messages.entries()) {
+      const inner = waitingProperty(decodeProperties(m.properties));
+      if (inner) {
+        return createResponse(
+          request,
+          ResponseCode.MESSAGE_ILLEGAL,
+          `a batch message may not have a delay level or a timer (message ${i} has ${inner})`,
+        );
+      }
+    }
     const msgs: AppendMessage[] = decoded.messages.map((m) => {
       const props = decodeProperties(m.properties);
       for (const [k, v] of batchProps) if (!props.has(k)) props.set(k, v);

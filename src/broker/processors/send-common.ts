@@ -7,11 +7,14 @@
  *   store not open (starting / closing)             SERVICE_NOT_AVAILABLE 14  broker is starting / closing
  *   topic name invalid                              SYSTEM_ERROR 1            (what is wrong)
  *   topic reserved (TBW102, the cluster name)       SYSTEM_ERROR 1            ...conflict with system reserved words
+ *   topic the broker alone writes (schedule, timer,  NO_PERMISSION 16          Sending message to topic[X] is forbidden.
+ *     transaction topics)
  *   topic missing and not auto-created              TOPIC_NOT_EXIST 17        topic[X] not exist, apply first please!
  *   topic without WRITE perm                        NO_PERMISSION 16          the topic[X] sending message is forbidden
  *   queueId >= max(read, write queue nums)          SYSTEM_ERROR 1            request queueId[n] is illegal, ...
  *   queueId < 0                                     (none: a random write queue is picked)
  *   store: empty/oversize body, bad properties      MESSAGE_ILLEGAL 13
+ *   bad DELAY, bad or too distant timer, timers off MESSAGE_ILLEGAL 13        the message is illegal: (why)
  *   store: DISK_FULL, closed                        SERVICE_NOT_AVAILABLE 14  service not available now, maybe disk full
  *   store: STORE_BUSY (too much unwritten)          SYSTEM_BUSY 2             [PC_SYNCHRONIZED]broker busy, ...
  *   store: STORE_IO_ERROR, anything else            SYSTEM_ERROR 1
@@ -28,8 +31,22 @@ import type { SendMessageRequestHeader } from '../../protocol/index.js';
 import { createResponse, type RemotingCommand, ResponseCode } from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { MessageStore } from '../../store/index.js';
+import { SCHEDULE_TOPIC, TIMER_TOPIC } from '../schedule/put-message.js';
 import { validateTopicName } from '../topic-config.js';
 import type { BrokerContext } from './context.js';
+
+/**
+ * Topics only the broker writes to (RocketMQ's TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET, with
+ * the timer topic): a message sent there directly would bypass the delay and transaction
+ * machinery that reads them.
+ */
+const NOT_ALLOWED_SEND_TOPICS: ReadonlySet<string> = new Set([
+  SCHEDULE_TOPIC,
+  TIMER_TOPIC,
+  'RMQ_SYS_TRANS_HALF_TOPIC',
+  'RMQ_SYS_TRANS_OP_HALF_TOPIC',
+  'TRANS_CHECK_MAX_TIME_TOPIC',
+]);
 
 export type Checked =
   | { ok: true; store: MessageStore; topic: TopicConfig; queueId: number }
@@ -55,6 +72,9 @@ export async function checkSend(
       ResponseCode.SYSTEM_ERROR,
       `the topic[${h.topic}] is conflict with system reserved words.`,
     );
+  }
+  if (NOT_ALLOWED_SEND_TOPICS.has(h.topic)) {
+    return reject(request, ResponseCode.NO_PERMISSION, `Sending message to topic[${h.topic}] is forbidden.`);
   }
   const found = await ctx.topics.createOnSend(h.topic, h.defaultTopic, h.defaultTopicQueueNums);
   if (!found) {
@@ -120,6 +140,8 @@ export function storeFailure(ctx: BrokerContext, request: RemotingCommand, e: un
       case 'TOPIC_TOO_LONG':
       case 'TOPIC_INVALID':
       case 'QUEUE_ID_INVALID':
+      case 'DELAY_LEVEL_INVALID':
+      case 'TIMER_MESSAGE_INVALID':
         return createResponse(request, ResponseCode.MESSAGE_ILLEGAL, `the message is illegal: ${message}`);
       case 'DISK_FULL':
         return createResponse(

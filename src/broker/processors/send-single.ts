@@ -1,6 +1,9 @@
 /**
  * One message, the body of the request, stored in one queue: the work behind SEND_MESSAGE and
- * SEND_MESSAGE_V2, which differ only in their header's keys (see ../send-headers.ts).
+ * SEND_MESSAGE_V2, which differ only in their header's keys (see ../send-headers.ts). A message
+ * with a delay level or a timer property first waits in the schedule or timer topic
+ * (../schedule/put-message.ts); the reply then names its place there (queue offset and
+ * offsetMsgId), as RocketMQ's does, and the queue id it asked for.
  */
 
 import {
@@ -28,7 +31,8 @@ export async function sendSingle(
   const { properties, uniqKey } = stampProperties(ctx, h.properties);
   const bornHost = bornHostOf(channel);
   try {
-    const put = await checked.store.put({
+    // Through the broker's put entry: a DELAY or timer property sends it to wait first.
+    const { put } = await ctx.messagePut.put({
       topic: h.topic,
       queueId: checked.queueId,
       body: request.body ?? Buffer.alloc(0),
