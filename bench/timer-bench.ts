@@ -5,15 +5,20 @@
  *   lateness   BENCH_TIMERS (100,000) timers sent with TIMER_DELIVER_MS spread evenly over
  *              [T + lead, T + lead + BENCH_SPREAD_MS] (T = start of sending, lead = 10 s, spread
  *              20 s), consumed by a push consumer: lateness = receive time − max(deliverAt,
- *              time the send was acknowledged), p50 / p99 / max; the broker's RSS while they wait
+ *              time the send was acknowledged), p50 / p99 / max; storedLateness the same for the
+ *              time the broker stored the message at its real queue (the timer's own precision,
+ *              without the consumer's long poll); early = stored before deliverAt; the broker's
+ *              RSS while they wait; the 1-minute load average (the figures suffer on a busy host)
  *   fill       BENCH_FILL (1,000,000) timers due 1 h .. 25 h ahead, sent as fast as the broker
- *              takes them; when the broker has linked them all: its RSS, pending count and
- *              timers held in memory (timerPending, timerHeld of GET_BROKER_RUNTIME_INFO)
+ *              takes them, in four steps; after each, once the broker has linked them all: its
+ *              RSS and V8 heap, pending count and timers held in memory (timerPending,
+ *              timerHeld of GET_BROKER_RUNTIME_INFO)
  *
  * Env: BENCH_TIMERS, BENCH_SPREAD_MS, BENCH_FILL, BENCH_PRECISION_MS (the broker's
  * timerPrecisionMs, default 1000), BENCH_IN_FLIGHT (sends in flight, default 256).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import { Admin, type MessageExt, PushConsumer } from '../src/client/index.js';
 import { createRequest, RequestCode, ResponseCode } from '../src/protocol/index.js';
 import { RemotingClient } from '../src/remoting/index.js';
@@ -113,7 +118,7 @@ async function main(): Promise<void> {
   try {
     const rssStart = rssMiB(pid);
     // ---- lateness
-    const received = new Map<number, { at: number; recv: number }>();
+    const received = new Map<number, { at: number; recv: number; stored: number }>();
     let dup = 0;
     consumer = new PushConsumer({
       group: 'timer-bench',
@@ -127,7 +132,7 @@ async function main(): Promise<void> {
       for (const m of msgs) {
         const { i, at } = JSON.parse(m.body.toString('utf8')) as { i: number; at: number };
         if (received.has(i)) dup++;
-        else received.set(i, { at, recv: now });
+        else received.set(i, { at, recv: now, stored: m.storeTimestamp });
       }
     });
     // The topic is routed and the consumer owns its queues before any timer is sent.
@@ -156,12 +161,15 @@ async function main(): Promise<void> {
     await until('every timer consumed', () => received.size >= TIMERS, LEAD_MS + SPREAD_MS + 60_000);
     clearInterval(sampler);
     const late: number[] = [];
+    const storedLate: number[] = [];
     let early = 0;
     for (const [i, r] of received) {
-      if (r.recv < r.at) early++;
+      if (r.stored < r.at) early++;
       late.push(r.recv - Math.max(r.at, acked[i]!));
+      storedLate.push(r.stored - Math.max(r.at, acked[i]!));
     }
     late.sort((a, b) => a - b);
+    storedLate.sort((a, b) => a - b);
     line({
       phase: 'lateness',
       timers: TIMERS,
@@ -170,6 +178,12 @@ async function main(): Promise<void> {
       sendMs,
       sendRate: Math.round(TIMERS / (sendMs / 1000)),
       latenessMs: { p50: percentile(late, 50), p99: percentile(late, 99), max: late.at(-1) },
+      storedLatenessMs: {
+        p50: percentile(storedLate, 50),
+        p99: percentile(storedLate, 99),
+        max: storedLate.at(-1),
+      },
+      loadAverage: os.loadavg()[0],
       early,
       duplicates: dup,
       brokerRssMiB: { start: rssStart, whileWaiting: rssWaiting, max: rssMax },
@@ -177,33 +191,40 @@ async function main(): Promise<void> {
     await consumer.shutdown();
     consumer = undefined;
 
-    // ---- fill
+    // ---- fill: in four steps, so the broker's memory can be seen not to follow the pending count
+    if (FILL === 0) return;
     const f0 = Date.now();
     const hour = 3_600_000;
-    await sendTimers(
-      client,
-      broker.addr,
-      FILL,
-      TIMERS,
-      (i) => f0 + hour + Math.floor((((i * 7919) % FILL) * 24 * hour) / FILL),
-    );
-    const fillSendMs = Date.now() - f0;
-    await until(
-      'every timer linked',
-      async () => Number((await runtimeInfo(client, broker.addr)).timerOffsetBehind ?? 1) === 0,
-      300_000,
-    );
-    const info = await runtimeInfo(client, broker.addr);
+    const steps: Array<Record<string, number>> = [];
+    const per = Math.ceil(FILL / 4);
+    let fillSendMs = 0;
+    for (let k = 0; k * per < FILL; k++) {
+      const n = Math.min(per, FILL - k * per);
+      const s0 = Date.now();
+      await sendTimers(client, broker.addr, n, TIMERS + k * per, (i) => {
+        const j = k * per + i;
+        return f0 + hour + Math.floor((((j * 7919) % FILL) * 24 * hour) / FILL);
+      });
+      fillSendMs += Date.now() - s0;
+      await until(
+        'every timer linked',
+        async () => Number((await runtimeInfo(client, broker.addr)).timerOffsetBehind ?? 1) === 0,
+        300_000,
+      );
+      const info = await runtimeInfo(client, broker.addr);
+      steps.push({
+        timerPending: Number(info.timerPending),
+        timerHeld: Number(info.timerHeld),
+        brokerRssMiB: rssMiB(pid),
+        brokerHeapUsedMiB: Math.round(Number(info.memoryHeapUsed) / 1024 / 1024),
+      });
+    }
     line({
       phase: 'fill',
       timers: FILL,
       sendMs: fillSendMs,
       sendRate: Math.round(FILL / (fillSendMs / 1000)),
-      linkedAfterMs: Date.now() - f0,
-      timerPending: Number(info.timerPending),
-      timerHeld: Number(info.timerHeld),
-      brokerRssMiB: rssMiB(pid),
-      brokerHeapUsedMiB: Math.round(Number(info.memoryHeapUsed) / 1024 / 1024),
+      steps,
     });
   } finally {
     await consumer?.shutdown().catch(() => undefined);
