@@ -132,6 +132,8 @@ export class TimerStore {
   private readonly dirtyMax: number;
   /** Checkpoints that failed (the next one retries). */
   checkpointFailures = 0;
+  /** The last checkpoint written (its slot writes are not looked at). */
+  private lastWritten: TimerCheckpoint | undefined;
 
   private constructor(
     private readonly opts: TimerStoreOptions,
@@ -444,6 +446,18 @@ export class TimerStore {
       segments: this.log.segmentInfos(),
       slotWrites: [...writes].map(([index, record]) => ({ index, record })),
     };
+    const last = this.lastWritten;
+    if (
+      last &&
+      writes.size === 0 &&
+      last.logEnd === c.logEnd &&
+      last.enqueueOffset === c.enqueueOffset &&
+      last.doneSlot === c.doneSlot &&
+      last.pending === c.pending &&
+      last.doneBeforeMs === c.doneBeforeMs
+    ) {
+      return; // nothing new: an idle broker does not fsync every interval
+    }
     try {
       await this.log.flush(logEnd); // 2.
       const file = path.join(this.opts.dir, CHECKPOINT_FILES[c.seq % 2]!);
@@ -457,6 +471,7 @@ export class TimerStore {
       }
       if (created) await this.io.fsyncDir(this.opts.dir);
       this.seq = c.seq;
+      this.lastWritten = c;
       await this.wheel.apply(writes); // 4.
     } catch (e) {
       this.wheel.giveBack(writes);
