@@ -40,6 +40,10 @@ export interface Message {
   properties?: Record<string, string>;
   /** RocketMQ delay level (1..18 by default); 0 or absent: deliver at once. */
   delayLevel?: number;
+  /** Deliver at this time (a RocketMQ 5 timer message; at most the broker's timerMaxDelaySec ahead). */
+  deliverAt?: number | Date;
+  /** Deliver this many ms after the broker stores it (a timer message). */
+  delayMs?: number;
   /** Whether the broker must store before answering (WAIT). Default true. */
   waitStoreMsgOK?: boolean;
   /** Message flag (an int the application owns). */
@@ -110,6 +114,10 @@ export function messageProperties(msg: Message, uniqId: string): Record<string, 
   if (msg.delayLevel !== undefined && msg.delayLevel > 0) {
     props[MessageProperty.DELAY] = String(msg.delayLevel);
   }
+  if (msg.deliverAt !== undefined) {
+    props[MessageProperty.TIMER_DELIVER_MS] = String(Math.round(Number(msg.deliverAt)));
+  }
+  if (msg.delayMs !== undefined) props[MessageProperty.TIMER_DELAY_MS] = String(msg.delayMs);
   props[MessageProperty.WAIT] = msg.waitStoreMsgOK === false ? 'false' : 'true';
   props[MessageProperty.UNIQ_KEY] = uniqId;
   return props;

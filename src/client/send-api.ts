@@ -163,6 +163,18 @@ function checkCommon(msg: Message, limits: SendLimits, what: string): Buffer {
   if (delay !== undefined && !(Number.isInteger(delay) && delay >= 0)) {
     throw invalid(`${what} has delayLevel ${delay}; it must be an integer ≥ 0`);
   }
+  const at = msg.deliverAt === undefined ? undefined : Number(msg.deliverAt);
+  if (at !== undefined && !(Number.isFinite(at) && at >= 0)) {
+    throw invalid(`${what} has deliverAt ${String(msg.deliverAt)}; it must be a time (epoch ms or a Date)`);
+  }
+  const delayMs = msg.delayMs;
+  if (delayMs !== undefined && !(Number.isSafeInteger(delayMs) && delayMs >= 0)) {
+    throw invalid(`${what} has delayMs ${delayMs}; it must be an integer ≥ 0`);
+  }
+  const timed = at !== undefined || delayMs !== undefined;
+  if (timed && ((delay ?? 0) > 0 || (at !== undefined && delayMs !== undefined))) {
+    throw invalid(`${what} gives more than one of delayLevel, deliverAt and delayMs; give one`);
+  }
   const flag = msg.flag;
   if (flag !== undefined && !(Number.isInteger(flag) && flag >= INT32_MIN && flag <= INT32_MAX)) {
     throw invalid(`${what} has flag ${flag}; it must be a 32-bit integer`);
@@ -223,7 +235,9 @@ export function prepareBatch(
     if (m.topic !== first.topic) {
       throw invalid(`${what} is for topic ${m.topic}, the batch for ${first.topic}: a batch has one topic`);
     }
-    if ((m.delayLevel ?? 0) > 0) throw invalid(`${what} has a delay level; batches may not`);
+    if ((m.delayLevel ?? 0) > 0 || m.deliverAt !== undefined || m.delayMs !== undefined) {
+      throw invalid(`${what} is delayed or timed; batches may not be`);
+    }
     if ((m.waitStoreMsgOK !== false) !== wait) {
       throw invalid(`${what} differs from the first in waitStoreMsgOK; a batch has one`);
     }
