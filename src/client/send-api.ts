@@ -236,7 +236,7 @@ export function prepareBatch(
       throw invalid(`${what} is for topic ${m.topic}, the batch for ${first.topic}: a batch has one topic`);
     }
     if ((m.delayLevel ?? 0) > 0 || m.deliverAt !== undefined || m.delayMs !== undefined) {
-      throw invalid(`${what} is delayed or timed; batches may not be`);
+      throw invalid(`${what} has a delay level or a delivery time; batches may not`);
     }
     if ((m.waitStoreMsgOK !== false) !== wait) {
       throw invalid(`${what} differs from the first in waitStoreMsgOK; a batch has one`);
