@@ -11,6 +11,16 @@ export {
   decodeBatchBody,
   encodeBatchBody,
 } from './batch-codec.js';
+export {
+  DLQ_QUEUE_NUMS,
+  DLQ_TOPIC_PREFIX,
+  dlqTopicOf,
+  groupOfTopic,
+  isDlqTopic,
+  isRetryTopic,
+  RETRY_TOPIC_PREFIX,
+  retryTopicOf,
+} from './group-topics.js';
 export { createOffsetMsgId, decodeOffsetMsgId } from './message-id.js';
 export * from './record.js';
 export { matchesTagsCode, parseTagExpression, SUB_ALL, type TagSubscription } from './subscription.js';

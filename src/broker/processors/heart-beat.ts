@@ -13,7 +13,7 @@
  * are refused with SUBSCRIPTION_GROUP_NOT_EXIST.
  */
 
-import { Perm } from '../../namesrv/index.js';
+import { retryTopicOf } from '../../message/index.js';
 import {
   createResponse,
   HeartbeatFormatError,
@@ -21,11 +21,8 @@ import {
   RequestCode,
   ResponseCode,
 } from '../../protocol/index.js';
-import { topicConfig } from '../topic-config.js';
 import type { BrokerProcessor } from './context.js';
-
-/** RocketMQ's retry topic of a consumer group (MixAll.getRetryTopic). */
-export const retryTopicOf = (group: string) => `%RETRY%${group}`;
+import { ensureGroupTopic } from './group-topics.js';
 
 export const heartBeat: BrokerProcessor = {
   code: RequestCode.HEART_BEAT,
@@ -47,19 +44,9 @@ export const heartBeat: BrokerProcessor = {
       data,
       ctx.clock.now(),
     );
-    let created = false;
     for (const config of configs) {
-      if (!config) continue;
-      const retry = retryTopicOf(config.groupName);
-      if (!ctx.topics.get(retry)) {
-        const queues = config.retryQueueNums;
-        await ctx.topics.upsert(
-          topicConfig(retry, { readQueueNums: queues, writeQueueNums: queues, perm: Perm.READ | Perm.WRITE }),
-        );
-        created = true;
-      }
+      if (config) await ensureGroupTopic(ctx, retryTopicOf(config.groupName), config.retryQueueNums);
     }
-    if (created) ctx.topicsChanged();
     return createResponse(request, ResponseCode.SUCCESS);
   },
 };

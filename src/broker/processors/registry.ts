@@ -3,6 +3,7 @@
 import { queryTopicConsumeByWho } from './consume-by-who.js';
 import { getConsumeStats } from './consume-stats.js';
 import { getConsumerConnectionList } from './consumer-connection.js';
+import { consumerSendMsgBack } from './consumer-send-msg-back.js';
 import type { BrokerProcessor } from './context.js';
 import { deleteTopicInBroker } from './delete-topic.js';
 import { getAllConsumerOffset } from './get-all-consumer-offset.js';
@@ -43,6 +44,7 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   sendMessageV2,
   sendBatchMessage,
   pullMessage,
+  consumerSendMsgBack,
   lockBatchMq,
   unlockBatchMq,
   invokeBrokerToResetOffset,

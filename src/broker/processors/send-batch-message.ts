@@ -4,7 +4,8 @@
  * store accepts all or none. Each inner message keeps its own flag and properties; the batch
  * header's properties (which hold what applies to all, e.g. WAIT) are appended to each one's, as
  * RocketMQ 5.x's batch encoder does. Neither the batch nor any message in it may carry a delay
- * level or a timer property (MESSAGE_ILLEGAL).
+ * level or a timer property (MESSAGE_ILLEGAL), nor go to a group's %RETRY% topic (MESSAGE_ILLEGAL,
+ * as RocketMQ: the retry and DLQ rules apply per message).
  *
  * The reply names the first message's queue offset and joins the offsetMsgIds with commas, as
  * RocketMQ's AppendMessageResult for a batch does; transactionId is the batch's own UNIQ_KEY.
@@ -15,6 +16,7 @@ import {
   decodeBatchBody,
   decodeProperties,
   encodeProperties,
+  isRetryTopic,
   MessageProperty,
 } from '../../message/index.js';
 import {
@@ -53,6 +55,13 @@ export const sendBatchMessage: BrokerProcessor = {
     const parsed = parseSendHeader(request.extFields, true);
     if (!parsed.ok) return createResponse(request, ResponseCode.SYSTEM_ERROR, parsed.error);
     const h = parsed.header;
+    if (isRetryTopic(h.topic)) {
+      return createResponse(
+        request,
+        ResponseCode.MESSAGE_ILLEGAL,
+        `batch request does not support retry group ${h.topic}`,
+      );
+    }
     const batchProps = decodeProperties(h.properties ?? '');
     const waiting = waitingProperty(batchProps);
     if (waiting) {

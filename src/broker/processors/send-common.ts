@@ -25,7 +25,16 @@
  */
 import { isTsmqError } from '../../common/errors.js';
 import type { HostAddress } from '../../common/types.js';
-import { createUniqId, decodeProperties, encodeProperties, MessageProperty } from '../../message/index.js';
+import {
+  createUniqId,
+  DLQ_QUEUE_NUMS,
+  decodeProperties,
+  dlqTopicOf,
+  encodeProperties,
+  groupOfTopic,
+  isRetryTopic,
+  MessageProperty,
+} from '../../message/index.js';
 import { Perm, type TopicConfig } from '../../namesrv/index.js';
 import type { SendMessageRequestHeader } from '../../protocol/index.js';
 import { createResponse, type RemotingCommand, ResponseCode } from '../../protocol/index.js';
@@ -34,6 +43,7 @@ import type { MessageStore } from '../../store/index.js';
 import { SCHEDULE_TOPIC, TIMER_TOPIC } from '../schedule/put-message.js';
 import { validateTopicName } from '../topic-config.js';
 import type { BrokerContext } from './context.js';
+import { ensureGroupTopic } from './group-topics.js';
 
 /**
  * Topics only the broker writes to (RocketMQ's TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET, with
@@ -167,4 +177,48 @@ export function storeFailure(ctx: BrokerContext, request: RemotingCommand, e: un
   }
   ctx.logger.error({ err: e }, 'store put failed');
   return createResponse(request, ResponseCode.SYSTEM_ERROR, `store put failed: ${message}`);
+}
+
+export type DeadLetterRoute =
+  | { ok: true; topic: string; queueId: number; properties: string }
+  | { ok: false; code: number; remark: string };
+
+/**
+ * A message a client sends straight to a group's retry topic (what RocketMQ's Java client does
+ * when CONSUMER_SEND_MSG_BACK fails, and its orderly consumer always does) is checked as the
+ * broker checks a send-back (RocketMQ's handleRetryAndDLQ): the group must exist
+ * (SUBSCRIPTION_GROUP_NOT_EXIST), and one whose reconsumeTimes reached maxReconsumeTimes (the
+ * header's, else the group's retryMaxTimes) goes to %DLQ%<group> queue 0 at once, its DELAY
+ * dropped. Undefined for every other message: it is stored where it was sent.
+ */
+export async function retryToDeadLetter(
+  ctx: BrokerContext,
+  h: SendMessageRequestHeader,
+  properties: string,
+): Promise<DeadLetterRoute | undefined> {
+  if (!isRetryTopic(h.topic)) return undefined;
+  const name = groupOfTopic(h.topic) ?? '';
+  const group = ctx.subscriptionGroups.findOrCreate(name);
+  if (!group) {
+    return {
+      ok: false,
+      code: ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST,
+      remark: `subscription group not exist, ${name}`,
+    };
+  }
+  const maxTimes = h.maxReconsumeTimes ?? group.retryMaxTimes;
+  if ((h.reconsumeTimes ?? 0) < maxTimes) return undefined;
+  const topic = dlqTopicOf(name);
+  await ensureGroupTopic(ctx, topic, DLQ_QUEUE_NUMS);
+  const props = decodeProperties(properties);
+  props.delete(MessageProperty.DELAY);
+  const first = props.get(MessageProperty.RETRY_TOPIC);
+  if (first !== undefined) props.set(MessageProperty.DLQ_ORIGIN_TOPIC, first);
+  const id = props.get(MessageProperty.ORIGIN_MESSAGE_ID) ?? props.get(MessageProperty.UNIQ_KEY);
+  if (id !== undefined) props.set(MessageProperty.DLQ_ORIGIN_MESSAGE_ID, id);
+  ctx.logger.warn(
+    { group: name, topic: first, reconsumeTimes: h.reconsumeTimes, maxReconsumeTimes: maxTimes },
+    `a message sent to ${h.topic} moved to the dead-letter queue ${topic}`,
+  );
+  return { ok: true, topic, queueId: 0, properties: encodeProperties(props) };
 }

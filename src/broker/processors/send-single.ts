@@ -15,7 +15,7 @@ import {
 } from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { BrokerContext } from './context.js';
-import { bornHostOf, checkSend, stampProperties, storeFailure } from './send-common.js';
+import { bornHostOf, checkSend, retryToDeadLetter, stampProperties, storeFailure } from './send-common.js';
 
 export async function sendSingle(
   ctx: BrokerContext,
@@ -28,13 +28,18 @@ export async function sendSingle(
   const h = parsed.header;
   const checked = await checkSend(ctx, request, h);
   if (!checked.ok) return checked.response;
-  const { properties, uniqKey } = stampProperties(ctx, h.properties);
+  let { properties, uniqKey } = stampProperties(ctx, h.properties);
+  let topic = h.topic;
+  let queueId = checked.queueId;
+  const dead = await retryToDeadLetter(ctx, h, properties);
+  if (dead && !dead.ok) return createResponse(request, dead.code, dead.remark);
+  if (dead) ({ topic, queueId, properties } = dead);
   const bornHost = bornHostOf(channel);
   try {
     // Through the broker's put entry: a DELAY or timer property sends it to wait first.
     const { put } = await ctx.messagePut.put({
-      topic: h.topic,
-      queueId: checked.queueId,
+      topic,
+      queueId,
       body: request.body ?? Buffer.alloc(0),
       properties,
       flag: h.flag,
@@ -50,7 +55,7 @@ export async function sendSingle(
       undefined,
       encodeSendResponseHeader({
         msgId: put.offsetMsgId,
-        queueId: checked.queueId,
+        queueId,
         queueOffset: put.queueOffset,
         transactionId: uniqKey,
       }),
