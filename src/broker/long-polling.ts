@@ -50,6 +50,11 @@ export class PullRequestHoldService {
     return this.count;
   }
 
+  /** Pulls held for one queue. */
+  heldFor(topic: string, queueId: number): number {
+    return this.byQueue.get(queueKey(topic, queueId))?.size ?? 0;
+  }
+
   /** Holds a pull; false when the limit is reached or its connection is already closed. */
   hold(p: HeldPull): boolean {
     if (this.count >= this.opts.maxHeld || p.channel.closed) return false;

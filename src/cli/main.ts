@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { isTsmqError } from '../common/errors.js';
 import { addAdminCommands } from './admin-commands.js';
 import { addBenchCommands } from './bench.js';
+import { addDlqCommands } from './dlq-commands.js';
 import { addMessageCommands } from './message-commands.js';
 import { addRoleCommands } from './roles.js';
 
@@ -20,6 +21,7 @@ program
 addRoleCommands(program);
 addAdminCommands(program);
 addMessageCommands(program);
+addDlqCommands(program);
 addBenchCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -4,7 +4,7 @@
  */
 import readline from 'node:readline';
 import { type Command, InvalidArgumentError } from 'commander';
-import { type Message, type MessageExt, Producer, PushConsumer } from '../client/index.js';
+import { localRedelivery, type Message, type MessageExt, Producer, PushConsumer } from '../client/index.js';
 import { TsmqError } from '../common/errors.js';
 import { clientCommand, withAdmin } from './admin-commands.js';
 import { positiveInt } from './options.js';
@@ -156,6 +156,9 @@ export function addMessageCommands(program: Command): void {
       consumeFromWhere: o.from === 'first' ? 'FIRST_OFFSET' : o.from === 'last' ? 'LAST_OFFSET' : 'TIMESTAMP',
       ...(o.timestamp !== undefined && { consumeTimestamp: o.timestamp }),
       consumeConcurrency: 1,
+      // Messages handed back past --count stay with this process (not the retry topic), so the
+      // group's offset stops before them and the next run starts there.
+      failurePolicy: localRedelivery,
     });
     let seen = 0;
     let lastAt = Date.now();

@@ -23,6 +23,7 @@ import {
   type SubscriptionGroupConfig,
 } from '../protocol/index.js';
 import { ClientInstance, type ClientOptions, MASTER_ID } from './client-instance.js';
+import { type DeadLetter, readDeadLetters } from './dead-letters.js';
 import { BrokerResponseError } from './errors.js';
 import { decodeMessages, type MessageExt } from './message.js';
 
@@ -349,6 +350,14 @@ export class Admin {
     const hit = found.find((m) => m.msgId === id) ?? found[0];
     if (!hit) throw new TsmqError('MESSAGE_NOT_FOUND', `no message with id ${id} in topic ${topic}`);
     return hit;
+  }
+
+  /**
+   * The messages of a group's dead-letter queue %DLQ%<group>, oldest first, at most `max`
+   * (default 1,000); none when the group has no DLQ. Reading commits nothing (./dead-letters.ts).
+   */
+  deadLetters(group: string, max?: number): Promise<DeadLetter[]> {
+    return readDeadLetters(this.instance, group, max);
   }
 
   private async query(topic: string, key: string, uniq: boolean, opts: QueryOptions): Promise<MessageExt[]> {

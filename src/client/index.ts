@@ -24,7 +24,13 @@ export {
   allocateConsistentHash,
   consistentHashStrategy,
 } from './consumer/allocate.js';
-export type { ConsumeFailurePolicy, RetryBackoff } from './consumer/consume-failure.js';
+export {
+  type ConsumeFailurePolicy,
+  deadLetter,
+  localRedelivery,
+  type RetryBackoff,
+  sendBack,
+} from './consumer/consume-failure.js';
 export { LitePullConsumer, type LitePullConsumerOptions } from './consumer/lite-pull-consumer.js';
 export type { OffsetFence, OffsetStore } from './consumer/offset-store.js';
 export type { OrderlyConsumeResult, OrderlyMessageHandler } from './consumer/orderly-service.js';
@@ -45,6 +51,7 @@ export type {
   MessageHandler,
   MessageModel,
 } from './consumer/types.js';
+export { type DeadLetter, deadLetterToMessage, TOOLS_CONSUMER_GROUP } from './dead-letters.js';
 export { BrokerResponseError, isBrokerResponseError } from './errors.js';
 export {
   compareQueues,

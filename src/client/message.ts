@@ -186,7 +186,8 @@ class PulledMessage implements MessageExt {
   private keyList: string[] | undefined;
 
   constructor(
-    readonly topic: string,
+    /** Settable: a retried message shows the topic it was first sent to. */
+    public topic: string,
     readonly body: Buffer,
     /** The properties as stored (`key\u0001value\u0002` …). */
     private readonly rawProperties: string,

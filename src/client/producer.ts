@@ -78,6 +78,12 @@ export interface SendOptions {
   selector?: MessageQueueSelector;
   /** This send's time, retries included, instead of sendTimeoutMs. */
   timeoutMs?: number;
+  /**
+   * Reuse this message id (UNIQ_KEY) instead of making one: a re-send of a message, such as one
+   * taken from a dead-letter queue, keeps the id its consumers deduplicate by. 1 to 128 of
+   * [0-9A-Za-z_-]. Single sends only.
+   */
+  msgId?: string;
 }
 
 /** Limits on the options (units in the names). */
@@ -240,7 +246,7 @@ export class Producer {
    */
   send(msg: Message, opts: SendOptions = {}): Promise<SendResult> {
     return this.track(async () => {
-      const prepared = prepareMessage(msg, this.limits);
+      const prepared = prepareMessage(msg, this.limits, Date.now(), opts.msgId);
       const ctx = this.requestContext(false);
       return this.sendWithRetries(prepared.topic, msg, opts, async (mq, addr, timeoutMs) => {
         const res = await this.instance.invoke(addr, sendRequest(prepared, mq, ctx), timeoutMs);
@@ -270,7 +276,7 @@ export class Producer {
    */
   sendOneway(msg: Message, opts: SendOptions = {}): Promise<void> {
     return this.track(async () => {
-      const prepared = prepareMessage(msg, this.limits);
+      const prepared = prepareMessage(msg, this.limits, Date.now(), opts.msgId);
       const ctx = this.requestContext(false);
       await this.sendWithRetries(prepared.topic, msg, opts, async (mq, addr, timeoutMs) => {
         const channel = await this.instance.remoting.channel(addr, timeoutMs);

@@ -198,10 +198,23 @@ function encodedProperties(msg: Message, msgId: string, what: string): string {
   return text;
 }
 
+/** A message id a sender may give (SendOptions.msgId). */
+const GIVEN_ID = /^[0-9A-Za-z_-]{1,128}$/;
+
 /** Checks one message and encodes it (compressing a large body). Throws ARGUMENT_INVALID. */
-export function prepareMessage(msg: Message, limits: SendLimits, nowMs = Date.now()): PreparedMessage {
+export function prepareMessage(
+  msg: Message,
+  limits: SendLimits,
+  nowMs = Date.now(),
+  givenId?: string,
+): PreparedMessage {
   let body = checkCommon(msg, limits, 'the message');
-  const msgId = createUniqId(nowMs, limits.clientIp);
+  if (givenId !== undefined && !(typeof givenId === 'string' && GIVEN_ID.test(givenId))) {
+    throw invalid(
+      `the message id ${JSON.stringify(String(givenId).slice(0, 64))} is not 1 to 128 of [0-9A-Za-z_-]`,
+    );
+  }
+  const msgId = givenId ?? createUniqId(nowMs, limits.clientIp);
   const properties = encodedProperties(msg, msgId, 'the message');
   let sysFlag = 0;
   if (body.length >= limits.compressOverBytes) {

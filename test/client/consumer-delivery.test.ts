@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  localRedelivery,
   type MessageExt,
   type MessageHandler,
   PushConsumer,
@@ -114,7 +115,7 @@ describe('PushConsumer delivery', () => {
     await Promise.all([pc.shutdown(), pc2.shutdown()]);
   });
 
-  test('a failed message comes back after a back-off and holds the committed offset until it succeeds', async () => {
+  test('local redelivery: a failed message comes back after a back-off and holds the committed offset until it succeeds', async () => {
     const topic = unique('Retry');
     const group = unique('gretry');
     await createTopic(c, topic, 1);
@@ -138,7 +139,11 @@ describe('PushConsumer delivery', () => {
         await gate;
         return 'SUCCESS';
       },
-      { consumeFromWhere: 'FIRST_OFFSET', retryBackoff: { initialMs: 100, maxMs: 150 } },
+      {
+        consumeFromWhere: 'FIRST_OFFSET',
+        retryBackoff: { initialMs: 100, maxMs: 150 },
+        failurePolicy: localRedelivery,
+      },
     );
     await pc.start();
     // Offsets 0, 1, 3, 4, 5 succeed; 2 is on its third attempt, held by the gate.
@@ -305,7 +310,7 @@ describe('PushConsumer long polling', () => {
       });
       await pc.start();
       const hold = c.brokers[0]!.pullHoldService;
-      await waitFor(() => hold.size === 1, 5_000, 'the pull is held by the broker');
+      await waitFor(() => hold.heldFor(topic, 0) === 1, 5_000, 'the pull is held by the broker');
       const pullsBefore = pc.stats().pulls;
       const t0 = Date.now();
       await send(c, topic, B, 0, 'wake');
@@ -315,7 +320,7 @@ describe('PushConsumer long polling', () => {
       assert.ok(pc.stats().pulls - pullsBefore <= 1, 'one pull answered it, no polling loop');
       t.diagnostic(`long poll: delivered ${latencyMs} ms after the send (suspend 10 s)`);
       // The next pull is held again at once.
-      await waitFor(() => hold.size === 1, 5_000, 'held again');
+      await waitFor(() => hold.heldFor(topic, 0) === 1, 5_000, 'held again');
     } finally {
       await pc.shutdown();
       await c.close();

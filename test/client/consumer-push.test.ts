@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  localRedelivery,
   type MessageExt,
   type MessageQueue,
   mqKey,
@@ -181,15 +182,21 @@ describe('PushConsumer with two brokers', () => {
     await createTopic(c, topic, QUEUES_PER_BROKER);
     const sent = await sendSpread(c, topic, QUEUES_PER_BROKER, 400, 'r');
 
-    // A consumes about 150 messages, then fails everything (so the rest stays uncommitted) and
-    // shuts down.
+    // A consumes about 150 messages, then fails everything (redelivered locally, so the rest stays
+    // uncommitted) and shuts down.
     const gotA: MessageExt[] = [];
     let closed = false;
-    const a = consumer(group, topic, gotA, { consumeFromWhere: 'FIRST_OFFSET', pullBatchSize: 8 }, () => {
-      if (closed) return 'RETRY_LATER';
-      if (gotA.length >= 150) closed = true;
-      return 'SUCCESS';
-    });
+    const a = consumer(
+      group,
+      topic,
+      gotA,
+      { consumeFromWhere: 'FIRST_OFFSET', pullBatchSize: 8, failurePolicy: localRedelivery },
+      () => {
+        if (closed) return 'RETRY_LATER';
+        if (gotA.length >= 150) closed = true;
+        return 'SUCCESS';
+      },
+    );
     await a.start();
     await waitFor(() => closed, 10_000, 'A consumed 150');
     await a.shutdown();

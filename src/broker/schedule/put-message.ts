@@ -1,8 +1,8 @@
 /**
  * The broker's one door for storing a message the way its sender meant it: now, after a delay
  * level, or at a timer's time. Every put of a message on behalf of a client goes through
- * `MessagePutService.put` — the send processors today, and the retry path of
- * CONSUMER_SEND_MSG_BACK tomorrow, which stores to `%RETRY%<group>` with
+ * `MessagePutService.put` — the send processors, and the retry path of CONSUMER_SEND_MSG_BACK
+ * (../processors/consumer-send-msg-back.ts), which stores to `%RETRY%<group>` with
  * `put(msg, { delayLevel: 3 + reconsumeTimes })`. Deliveries of due messages go through
  * `putNow`, which stores as given.
  *

@@ -22,10 +22,11 @@
  *
  * A call that throws or returns 'SUSPEND_CURRENT_QUEUE_A_MOMENT' is repeated with the same
  * messages after suspendCurrentQueueTimeMillis; nothing after them is delivered meanwhile. Once a
- * message's reconsumeTimes passes maxReconsumeTimes (-1: never), each further failure asks the
- * consumer's ConsumeFailurePolicy (./consume-failure.ts): the messages it returns are retried, the
- * others are skipped past (committed) — the default policy returns all, so the queue keeps
- * retrying; a policy that sends them to the retry/DLQ topic lets the queue move on.
+ * message's reconsumeTimes passes maxReconsumeTimes (16 unless the consumer sets it), each further
+ * failure asks the consumer's ConsumeFailurePolicy (./consume-failure.ts): the messages it returns
+ * are retried, the others are skipped past (committed). The default policy, deadLetter, sends them
+ * to %DLQ%<group> with the queue lock's version and returns those it could not send, so a poison
+ * message ends in the DLQ instead of blocking its queue, and none is skipped unsent.
  */
 import type { Logger } from '../../common/log.js';
 import { type MessageExt, type MessageQueue, mqKey } from '../message.js';

@@ -207,6 +207,39 @@ export class ConsumerApi {
     );
   }
 
+  /**
+   * CONSUMER_SEND_MSG_BACK: asks the message's broker to store it again for a later delivery —
+   * to the group's %RETRY% topic after `delayLevel` (0: the broker's 3 + reconsumeTimes), or to
+   * its %DLQ% topic when `delayLevel` < 0 or the message reached maxReconsumeTimes (the group's
+   * retryMaxTimes when not given). An orderly consumer passes its queue lock's version; the
+   * broker refuses a stale one (NO_PERMISSION). Rejects with BrokerResponseError on refusal.
+   */
+  async sendMessageBack(
+    group: string,
+    msg: MessageExt,
+    opts: { delayLevel: number; maxReconsumeTimes?: number; lockVersion?: number },
+  ): Promise<void> {
+    const addr = await this.brokerAddr({
+      topic: msg.topic,
+      brokerName: msg.brokerName,
+      queueId: msg.queueId,
+    });
+    await this.instance.invokeOk(
+      addr,
+      createRequest(RequestCode.CONSUMER_SEND_MSG_BACK, {
+        offset: String(msg.commitLogOffset),
+        group,
+        delayLevel: String(opts.delayLevel),
+        originMsgId: msg.msgId,
+        originTopic: msg.topic,
+        unitMode: 'false',
+        ...(opts.maxReconsumeTimes !== undefined && { maxReconsumeTimes: String(opts.maxReconsumeTimes) }),
+        ...(opts.lockVersion !== undefined && { lockVersion: String(opts.lockVersion) }),
+      }),
+      `send-back of message ${msg.msgId} (${msg.brokerName} offset ${msg.commitLogOffset})`,
+    );
+  }
+
   /** One past the queue's last message. */
   maxOffset(mq: MessageQueue): Promise<number> {
     return this.queueQuery(RequestCode.GET_MAX_OFFSET, mq, {}, 'max offset');

@@ -28,8 +28,11 @@
  *
  * At-least-once: a message leaves its queue's cache only when its handler succeeded (or the
  * failure policy took it, ./consume-failure.ts); the offset committed is the lowest cached offset,
- * or one past the highest consumed when the cache is empty (./process-queue.ts). A failed message
- * is redelivered after 1 s, 2 s, 4 s … 30 s and holds the committed offset until it succeeds.
+ * or one past the highest consumed when the cache is empty (./process-queue.ts). In CLUSTERING a
+ * failed message is sent back to its broker, which stores it to %RETRY%<group> (a topic every
+ * member subscribes to by itself) for a later delivery, or to %DLQ%<group> past
+ * maxReconsumeTimes; one the broker did not take, and every failure in BROADCASTING, is
+ * redelivered locally after 1 s, 2 s, 4 s … 30 s and holds the committed offset until it succeeds.
  * Offsets are persisted every persistConsumerOffsetIntervalMs, when a queue goes to another member
  * and at shutdown.
  *
@@ -42,6 +45,7 @@
 
 import { TsmqError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import { isRetryTopic, MessageProperty, retryTopicOf } from '../../message/index.js';
 import type { ConsumerData } from '../../protocol/index.js';
 import { ClientInstance, type ClientOptions, type ConsumerMember } from '../client-instance.js';
 import { compareQueues, type MessageExt, type MessageQueue, mqKey } from '../message.js';
@@ -49,9 +53,11 @@ import { allocateStrategy } from './allocate.js';
 import {
   type ConsumeFailurePolicy,
   DEFAULT_RETRY_BACKOFF,
+  deadLetter,
   localRedelivery,
   type RetryBackoff,
   retryDelayMs,
+  sendBack,
 } from './consume-failure.js';
 import { ConsumeService, type ConsumeTask } from './consume-service.js';
 import { defaultOffsetStoreDir, LocalFileOffsetStore } from './local-offset-store.js';
@@ -74,6 +80,7 @@ import {
   type AllocateStrategy,
   type AllocateStrategyName,
   CONSUME_FROM_WIRE,
+  type ConsumeContext,
   type ConsumeFromWhere,
   type MessageHandler,
   type MessageModel,
@@ -113,7 +120,11 @@ export interface PushConsumerOptions extends ClientOptions {
   offsetStoreDir?: string;
   /** Local redelivery back-off after a failed handler call. Default 1 s doubling to 30 s. */
   retryBackoff?: Partial<RetryBackoff>;
-  /** What becomes of failed messages. Default: local redelivery (./consume-failure.ts). */
+  /**
+   * What becomes of failed messages (./consume-failure.ts). Default: CLUSTERING sends them back
+   * to the broker (the %RETRY% topic, then the DLQ); BROADCASTING redelivers them locally; an
+   * orderly consumer sends a message past maxReconsumeTimes to the DLQ.
+   */
   failurePolicy?: ConsumeFailurePolicy;
   /** How long shutdown() waits for handler calls in flight, ms. Default 10,000. */
   awaitTerminationMs?: number;
@@ -125,8 +136,9 @@ export interface PushConsumerOptions extends ClientOptions {
   /** Orderly (onMessageOrderly): pause of a queue after a failed call, ms. Default 1,000. */
   suspendCurrentQueueTimeMillis?: number;
   /**
-   * Orderly: failed deliveries of a message after which each further failure asks failurePolicy
-   * whether to retry it or move on (./orderly-service.ts). Default -1: retry forever.
+   * Redeliveries of a failed message before it goes to the dead-letter queue %DLQ%<group>.
+   * Default -1: concurrent — the group's retryMaxTimes on the broker (16 unless changed);
+   * orderly — 16 (RocketMQ retries orderly messages forever; set a large number for that).
    */
   maxReconsumeTimes?: number;
   /** Orderly CLUSTERING: queue lock renewal period, ms; a lock not renewed for 1.5× it lapses. Default 20,000. */
@@ -154,6 +166,16 @@ export interface PushConsumerStats {
   failed: number;
 }
 
+/** The largest maxReconsumeTimes (Java's Integer.MAX_VALUE, RocketMQ's "forever"). */
+export const MAX_RECONSUME_TIMES_LIMIT = 2_147_483_647;
+/** An orderly consumer's maxReconsumeTimes when not given. */
+export const ORDERLY_DEFAULT_MAX_RECONSUME_TIMES = 16;
+
+function orderlyMaxReconsumeTimes(v: number | undefined): number {
+  const n = intOption('maxReconsumeTimes', v, -1, -1, MAX_RECONSUME_TIMES_LIMIT);
+  return n < 0 ? ORDERLY_DEFAULT_MAX_RECONSUME_TIMES : n;
+}
+
 /** Pause of a flow-controlled queue before it checks again, ms (RocketMQ's 50 ms). */
 export const FLOW_CONTROL_DELAY_MS = 50;
 /** A flow-control warning is logged once per this many waits. */
@@ -179,6 +201,7 @@ export class PushConsumer {
   private readonly consumeService: ConsumeService;
   private readonly redeliveries = new Set<NodeJS.Timeout>();
   private readonly failurePolicy: ConsumeFailurePolicy;
+  private readonly userFailurePolicy: ConsumeFailurePolicy | undefined;
   private readonly backoff: RetryBackoff;
   private handler: MessageHandler | undefined;
   private orderly: OrderlyService | undefined;
@@ -302,7 +325,14 @@ export class PushConsumer {
         LIMITS.intervalMsMax,
       ),
     };
-    this.failurePolicy = opts.failurePolicy ?? localRedelivery;
+    this.userFailurePolicy = opts.failurePolicy;
+    const maxReconsumeTimes = intOption(
+      'maxReconsumeTimes',
+      opts.maxReconsumeTimes,
+      -1,
+      -1,
+      MAX_RECONSUME_TIMES_LIMIT,
+    );
     this.checkCrc = opts.checkCrc === true;
     this.orderlyOpts = {
       suspendMs: intOption(
@@ -312,7 +342,7 @@ export class PushConsumer {
         0,
         LIMITS.intervalMsMax,
       ),
-      maxReconsumeTimes: intOption('maxReconsumeTimes', opts.maxReconsumeTimes, -1, -1, 1_000_000),
+      maxReconsumeTimes: orderlyMaxReconsumeTimes(opts.maxReconsumeTimes),
       renewIntervalMs: intOption(
         'lockRenewIntervalMs',
         opts.lockRenewIntervalMs,
@@ -335,6 +365,16 @@ export class PushConsumer {
             this.group,
           )
         : new RemoteOffsetStore(this.api, this.group, this.logger);
+    this.failurePolicy =
+      opts.failurePolicy ??
+      (this.messageModel === 'CLUSTERING'
+        ? sendBack({
+            api: this.api,
+            group: this.group,
+            ...(maxReconsumeTimes >= 0 && { maxReconsumeTimes }),
+            logger: this.logger,
+          })
+        : localRedelivery);
     this.rebalancer = new Rebalancer({
       instance: this.instance,
       group: this.group,
@@ -386,7 +426,7 @@ export class PushConsumer {
       throw new TsmqError('CLIENT_STATE_INVALID', 'onMessageOrderly() must be called before start()');
     }
     if (this.handler) throw new TsmqError('CLIENT_STATE_INVALID', 'onMessage() was called already');
-    this.orderly = new OrderlyService({
+    const orderly: OrderlyService = new OrderlyService({
       locking: this.messageModel === 'CLUSTERING',
       handler,
       batchMaxSize: this.consumeBatchMaxSize,
@@ -394,13 +434,22 @@ export class PushConsumer {
       api: this.api,
       group: this.group,
       store: this.store,
-      failurePolicy: this.failurePolicy,
+      failurePolicy:
+        this.userFailurePolicy ??
+        deadLetter({
+          api: this.api,
+          group: this.group,
+          lockVersion: (mq) => orderly.versionOf(mq),
+          refused: (mq) => orderly.refused(mq),
+          logger: this.logger,
+        }),
       logger: this.logger,
       counters: this.counters,
       lost: (pq) => this.orderlyLost(pq),
       queues: () => [...this.table.values()],
     });
-    if (this.store instanceof RemoteOffsetStore) this.store.fence = this.orderly;
+    this.orderly = orderly;
+    if (this.store instanceof RemoteOffsetStore) this.store.fence = orderly;
     return this;
   }
 
@@ -420,6 +469,11 @@ export class PushConsumer {
       throw new TsmqError('CLIENT_STATE_INVALID', 'no subscription: call subscribe() before start()');
     }
     this.state = 'starting';
+    // A CLUSTERING member also reads its group's retry topic (RocketMQ's copySubscription).
+    const retry = retryTopicOf(this.group);
+    if (this.messageModel === 'CLUSTERING' && !this.subs.has(retry)) {
+      this.subs.set(retry, makeSubscription(retry, '*', Date.now()));
+    }
     try {
       await this.store.load();
       this.instance.registerConsumer(this.member());
@@ -495,26 +549,34 @@ export class PushConsumer {
     this.state = 'closed';
   }
 
-  /** The queues this consumer owns now, sorted. */
-  assignedQueues(): MessageQueue[] {
-    return [...this.table.values()].map((pq) => pq.mq).sort(compareQueues);
+  /**
+   * The queues of the subscribed topics this consumer owns now, sorted; with `includeRetry` also
+   * those of its group's %RETRY% topic, which a CLUSTERING member subscribes to by itself.
+   */
+  assignedQueues(includeRetry = false): MessageQueue[] {
+    return this.owned(includeRetry).map((pq) => pq.mq);
   }
 
-  /** Each owned queue's cache and offset. */
-  queueStats(): QueueStats[] {
-    return [...this.table.values()]
-      .sort((a, b) => compareQueues(a.mq, b.mq))
-      .map((pq) => ({
-        queue: pq.mq,
-        cachedCount: pq.count,
-        cachedBytes: pq.cachedBytes,
-        span: pq.span,
-        offset: this.store.readMemory(pq.mq),
-      }));
+  /** Each owned queue's cache and offset (the %RETRY% queues with `includeRetry`), sorted. */
+  queueStats(includeRetry = false): QueueStats[] {
+    return this.owned(includeRetry).map((pq) => ({
+      queue: pq.mq,
+      cachedCount: pq.count,
+      cachedBytes: pq.cachedBytes,
+      span: pq.span,
+      offset: this.store.readMemory(pq.mq),
+    }));
   }
 
   stats(): PushConsumerStats {
     return { ...this.counters };
+  }
+
+  private owned(includeRetry: boolean): ProcessQueue[] {
+    const retry = retryTopicOf(this.group);
+    return [...this.table.values()]
+      .filter((pq) => includeRetry || pq.mq.topic !== retry)
+      .sort((a, b) => compareQueues(a.mq, b.mq));
   }
 
   /** Runs a rebalance now (they also run on their own); resolves when it is done. */
@@ -837,6 +899,10 @@ export class PushConsumer {
   }
 
   private dispatch(pq: ProcessQueue, msgs: MessageExt[]): void {
+    // A retried message shows the topic it was sent to (RocketMQ's resetRetryAndNamespace).
+    if (isRetryTopic(pq.mq.topic)) {
+      for (const m of msgs) m.topic = m.properties.get(MessageProperty.RETRY_TOPIC) ?? m.topic;
+    }
     if (this.orderly) {
       this.orderly.submit(pq, msgs);
       return;
@@ -850,7 +916,7 @@ export class PushConsumer {
     const { pq, msgs } = task;
     // A dropped queue belongs to another member now; it consumes these from the committed offset.
     if (pq.dropped) return;
-    const ctx = { queue: pq.mq };
+    const ctx: ConsumeContext = { queue: pq.mq, delayLevelWhenNextConsume: 0 };
     let ok = false;
     try {
       const r = await this.handler!(msgs, ctx);

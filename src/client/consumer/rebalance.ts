@@ -12,10 +12,13 @@
  * and after each route refresh. Runs never overlap; requests that arrive during a run coalesce
  * into one more run. A topic whose members or offsets could not be read is retried after
  * retryDelayMs, keeping its current queues meanwhile; a topic with no route keeps its queues until
- * the next run.
+ * the next run (the group's %RETRY% topic, which brokers create on the first heartbeat, is looked
+ * up again after retryDelayMs).
  */
+
 import { isTsmqError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import { isRetryTopic } from '../../message/index.js';
 import type { ClientInstance } from '../client-instance.js';
 import { type MessageQueue, mqKey } from '../message.js';
 import type { AllocateStrategy, MessageModel } from './types.js';
@@ -114,6 +117,9 @@ export class Rebalancer {
         route = await instance.route(topic);
       } catch (e) {
         if (isTsmqError(e, 'NO_ROUTE')) {
+          // The group's retry topic appears moments after the first heartbeat (the broker creates
+          // it, then registers it with the name servers): look again soon, quietly.
+          if (isRetryTopic(topic)) return false;
           this.o.logger.warn({ group, topic }, 'no route for a subscribed topic; its queues wait');
           return true;
         }

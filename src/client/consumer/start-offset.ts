@@ -7,12 +7,11 @@
  *   FIRST_OFFSET   the queue's min offset: everything still kept
  *   TIMESTAMP      the first message stored at or after consumeTimestamp (default now − 30 min)
  */
+import { isRetryTopic } from '../../message/index.js';
 import type { MessageQueue } from '../message.js';
 import type { OffsetStore } from './offset-store.js';
 import type { ConsumerApi } from './pull-api.js';
 import type { ConsumeFromWhere } from './types.js';
-
-export const RETRY_TOPIC_PREFIX = '%RETRY%';
 
 /** How far back TIMESTAMP reaches by default (RocketMQ: half an hour). */
 export const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
@@ -28,7 +27,7 @@ export async function computeStartOffset(
   if (stored !== undefined && stored >= 0) return stored;
   switch (from) {
     case 'LAST_OFFSET':
-      return mq.topic.startsWith(RETRY_TOPIC_PREFIX) ? api.minOffset(mq) : api.maxOffset(mq);
+      return isRetryTopic(mq.topic) ? api.minOffset(mq) : api.maxOffset(mq);
     case 'FIRST_OFFSET':
       return api.minOffset(mq);
     case 'TIMESTAMP':

@@ -27,6 +27,12 @@ export type ConsumeResult = 'SUCCESS' | 'RETRY_LATER';
 export interface ConsumeContext {
   /** The queue the messages came from (all messages of one call share it). */
   readonly queue: MessageQueue;
+  /**
+   * Concurrent CLUSTERING handlers may set it before failing: the delay level of the messages'
+   * next delivery. 0 (default) lets the broker choose (3 + reconsumeTimes: 10 s, 30 s, 1 m … 2 h
+   * with the default levels), n ≥ 1 picks level n, -1 sends them to the dead-letter queue at once.
+   */
+  delayLevelWhenNextConsume?: number;
 }
 
 /**
