@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  Admin,
   LitePullConsumer,
   type LitePullConsumerOptions,
   type MessageExt,
@@ -188,6 +189,30 @@ describe('LitePullConsumer', () => {
     assert.deepEqual([...ka, ...kb].sort(), sent.map(keyOf).sort());
     assert.ok(gotA.length > 0 && gotB.length > 0);
     await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
+  test('subscribe: an admin reset to the earliest while polling re-delivers the queue from its start', async () => {
+    const topic = unique('LiteReset');
+    const group = unique('glr');
+    await createTopic(c, topic, 1);
+    for (let i = 0; i < 6; i++) await send(c, topic, B, 0, `r${i}`);
+    const l = lite(group, { autoCommit: true, autoCommitIntervalMs: 50 }).subscribe(topic, '*');
+    await l.start();
+    assert.deepEqual(bodies(await pollN(l, 6)), ['r0', 'r1', 'r2', 'r3', 'r4', 'r5']);
+    await l.commitSync();
+    const admin = new Admin({ namesrvAddr: c.namesrvAddr, logger: quiet() });
+    try {
+      const table = await admin.resetOffset(group, topic, 'earliest');
+      assert.deepEqual(
+        table.map((e) => e.offset),
+        [0],
+      );
+    } finally {
+      admin.close();
+    }
+    assert.deepEqual(bodies(await pollN(l, 6)), ['r0', 'r1', 'r2', 'r3', 'r4', 'r5'], 'polled again');
+    await l.shutdown();
+    assert.equal(await brokerOffset(c, group, topic, B, 0), 6);
   });
 
   test('BROADCASTING: offsets survive a restart in the local file; every member reads everything', async () => {

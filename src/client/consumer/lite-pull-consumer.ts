@@ -472,7 +472,33 @@ export class LitePullConsumer {
       onRoutesRefreshed: () => {
         void this.rebalancer.request();
       },
+      resetOffsets: (topic, offsets) => this.resetOffsets(topic, offsets),
     };
+  }
+
+  /**
+   * An admin moved the group's offsets (RESET_CONSUMER_CLIENT_OFFSET): each of these queues this
+   * consumer owns drops what it prefetched and continues at the new offset, which becomes the one
+   * committed (the broker holds it already; a broadcasting member's file needs it).
+   */
+  private async resetOffsets(
+    topic: string,
+    offsets: ReadonlyArray<{ queue: MessageQueue; offset: number }>,
+  ): Promise<void> {
+    if (this.state !== 'running') return;
+    const moved: MessageQueue[] = [];
+    for (const { queue, offset } of offsets) {
+      const lq = this.table.get(mqKey(queue));
+      if (!lq || lq.mq.topic !== topic) continue;
+      this.restart(lq, offset);
+      this.store.update(lq.mq, offset, false);
+      moved.push(lq.mq);
+    }
+    await this.store.persist(moved).catch(() => undefined);
+    this.logger.info(
+      { topic, queues: moved.map((q) => q.queueId) },
+      'offsets reset; polling again from them',
+    );
   }
 
   private commitToStore(): void {
