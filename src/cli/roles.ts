@@ -158,7 +158,15 @@ export function addRoleCommands(program: Command): void {
       if (o.namesrv) config.namesrvAddr = o.namesrv;
       if (o.port !== undefined) config.listenPort = o.port;
       const broker = new Broker(config, { logger: log.child({ role: 'broker' }) });
-      await broker.start();
-      stopOnSignal(log, [() => broker.close()]);
+      // The broker says where it listens before its store is open: a signal from then on waits
+      // for the start to finish and closes cleanly (not Node's default exit on SIGINT).
+      const started = broker.start();
+      stopOnSignal(log, [
+        async () => {
+          await started.catch(() => undefined);
+          await broker.close();
+        },
+      ]);
+      await started;
     });
 }
