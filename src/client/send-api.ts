@@ -167,6 +167,11 @@ function checkCommon(msg: Message, limits: SendLimits, what: string): Buffer {
   if (at !== undefined && !(Number.isFinite(at) && at >= 0)) {
     throw invalid(`${what} has deliverAt ${String(msg.deliverAt)}; it must be a time (epoch ms or a Date)`);
   }
+  if (at !== undefined && Date.now() - at > DELIVER_AT_PAST_MAX_MS) {
+    throw invalid(
+      `${what} has deliverAt ${new Date(at).toISOString()}, more than 3 days ago; it is ms since the epoch (not seconds)`,
+    );
+  }
   const delayMs = msg.delayMs;
   if (delayMs !== undefined && !(Number.isSafeInteger(delayMs) && delayMs >= 0)) {
     throw invalid(`${what} has delayMs ${delayMs}; it must be an integer ≥ 0`);
@@ -197,6 +202,12 @@ function encodedProperties(msg: Message, msgId: string, what: string): string {
   }
   return text;
 }
+
+/**
+ * How far in the past a deliverAt may lie: brokers deliver a past time at once, but refuse one
+ * further back than their timerMaxDelaySec (3 days by default) — mostly seconds given for ms.
+ */
+export const DELIVER_AT_PAST_MAX_MS = 3 * 24 * 3600 * 1000;
 
 /** A message id a sender may give (SendOptions.msgId). */
 const GIVEN_ID = /^[0-9A-Za-z_-]{1,128}$/;

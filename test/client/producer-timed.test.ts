@@ -51,6 +51,7 @@ test('SDK timer messages: delayMs and deliverAt arrive not before their time; a 
       { deliverAt: Number.NaN },
       { delayMs: 10, delayLevel: 2 },
       { delayMs: 10, deliverAt: Date.now() },
+      { deliverAt: Math.floor(Date.now() / 1000) }, // seconds, not ms: 1970
     ]) {
       await assert.rejects(producer.send({ topic: 'TimedTopic', body: 'x', ...bad }), (e: unknown) =>
         isTsmqError(e, 'ARGUMENT_INVALID'),

@@ -19,6 +19,8 @@
  *   a timer property, timerEnable = false            -                                 TIMER_MESSAGE_INVALID
  *   TIMER_DELAY_SEC, else TIMER_DELAY_MS, else       -                                 TIMER_MESSAGE_INVALID
  *     TIMER_DELIVER_MS, not a whole number
+ *   delivery time more than timerMaxDelaySec ago     -                                 TIMER_MESSAGE_INVALID
+ *     (seconds given for ms, a zero)
  *   delivery time ≤ now                              its topic and queue, now (the
  *                                                    timer properties stay)
  *   delivery time − now > timerMaxDelaySec           -                                 TIMER_MESSAGE_INVALID
@@ -169,6 +171,12 @@ export function planPut(msg: AppendMessage, policy: PutPolicy, nowMs: number, op
     );
   }
   const deliverAtMs = timerDeliverAtOf(props, nowMs)!;
+  if (nowMs - deliverAtMs > policy.timerMaxDelayMs) {
+    throw new TsmqError(
+      'TIMER_MESSAGE_INVALID',
+      `the timer was due ${nowMs - deliverAtMs} ms ago, further back than the broker's limit of ${policy.timerMaxDelayMs} ms (timerMaxDelaySec=${policy.timerMaxDelayMs / 1000}); TIMER_DELIVER_MS is ms since the epoch, not seconds`,
+    );
+  }
   if (deliverAtMs <= nowMs) return { route: 'now', msg };
   if (deliverAtMs - nowMs > policy.timerMaxDelayMs) {
     throw new TsmqError(
