@@ -11,6 +11,8 @@ import { createRequest, RequestCode, ResponseCode } from '../../src/protocol/ind
 import { RemotingClient } from '../../src/remoting/index.js';
 
 interface OnsMessage {
+  topic: string;
+  reconsumeTimes: number;
   tags: string;
   /** The KEYS property as ali-ons hands it over: one string, keys separated by spaces. */
   keys: string;
@@ -47,17 +49,24 @@ const intervals = {
   persistConsumerOffsetInterval: 500,
 };
 const TOPIC = 'OnsCompat';
+const RETRY_TEST_TOPIC = 'OnsRetry';
 
 let mq: Embedded;
 
 before(async () => {
-  mq = await startEmbedded();
-  // ali-ons does not fall back to the TBW102 template: the topic must exist.
+  // Short delay levels, so a failed message's retry (level 3) comes back in 150 ms.
+  mq = await startEmbedded({ broker: { messageDelayLevel: '50ms 100ms 150ms 200ms 250ms' } });
+  // ali-ons does not fall back to the TBW102 template: the topics must exist.
   const admin = new RemotingClient();
+  for (const topic of [TOPIC, RETRY_TEST_TOPIC]) await createTopic(admin, topic);
+  admin.close();
+});
+
+async function createTopic(admin: RemotingClient, topic: string): Promise<void> {
   const res = await admin.invoke(
     mq.brokerAddr,
     createRequest(RequestCode.UPDATE_AND_CREATE_TOPIC, {
-      topic: TOPIC,
+      topic,
       defaultTopic: 'TBW102',
       readQueueNums: '4',
       writeQueueNums: '4',
@@ -67,9 +76,8 @@ before(async () => {
       order: 'false',
     }),
   );
-  admin.close();
   assert.equal(res.code, ResponseCode.SUCCESS, res.remark);
-});
+}
 
 after(() => {
   // ali-ons keeps reconnecting after close() (its tcp-base channels), and a closed broker would
@@ -136,4 +144,49 @@ test('ali-ons sends messages with tags and keys and a consumer group receives it
     assert.equal(m.tags, 'TagA');
     assert.equal(m.keys, `key-${body.slice(4)}`);
   }
+});
+
+test('an ali-ons consumer whose handler throws gets the message again through %RETRY% (CONSUMER_SEND_MSG_BACK)', {
+  timeout: 60_000,
+}, async () => {
+  const producer = new ons.Producer({
+    producerGroup: 'ons-pg-retry',
+    nameSrv: mq.namesrvAddr,
+    httpclient,
+    ...intervals,
+  });
+  producer.on('error', () => undefined);
+  await producer.ready();
+  const r = await producer.send(new ons.Message(RETRY_TEST_TOPIC, 'TagR', 'fail once'));
+  assert.equal(r.sendStatus, 'SEND_OK');
+  await producer.close();
+
+  const consumer = new ons.Consumer({
+    consumerGroup: 'ons-cg-retry',
+    nameSrv: mq.namesrvAddr,
+    httpclient,
+    ...intervals,
+    consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET',
+    persistent: false,
+  });
+  consumer.on('error', () => undefined);
+  await consumer.ready();
+  const seen: { topic: string; reconsumeTimes: number; msgId: string }[] = [];
+  const twice = new Promise<void>((resolve) => {
+    consumer.subscribe(RETRY_TEST_TOPIC, '*', async (msg) => {
+      seen.push({ topic: msg.topic, reconsumeTimes: msg.reconsumeTimes, msgId: msg.msgId });
+      if (seen.length === 1) throw new Error('the first delivery fails');
+      resolve();
+    });
+  });
+  const deadline = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`delivered ${seen.length} times in 30 s`)), 30_000).unref(),
+  );
+  await Promise.race([twice, deadline]);
+  await consumer.close();
+  assert.equal(seen[0]!.reconsumeTimes, 0);
+  assert.equal(seen[1]!.reconsumeTimes, 1, 'the retry carries its reconsume count');
+  assert.equal(seen[1]!.topic, RETRY_TEST_TOPIC, 'ali-ons shows the original topic');
+  const stored = await mq.broker.store.getMessages('%RETRY%ons-cg-retry', 0, 0, { maxCount: 10 });
+  assert.equal(stored.records.length, 1, 'the broker stored the retry (not an ali-ons local retry)');
 });
