@@ -11,6 +11,7 @@
 import { type Clock, systemClock } from '../common/clock.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { HostAddress } from '../common/types.js';
+import { Perm } from '../namesrv/index.js';
 import { RemotingServer } from '../remoting/index.js';
 import { MessageStore, type MessageStoreOptions } from '../store/index.js';
 import { ClientGroups } from './client-groups.js';
@@ -29,7 +30,9 @@ import { BrokerStats } from './stats.js';
 import { SubscriptionGroupManager } from './subscription-groups.js';
 import { startBrokerTimer, timerDir } from './timer/broker-timer.js';
 import type { TimerMessageService } from './timer/timer-service.js';
-import { TopicConfigManager } from './topic-config.js';
+import { TopicConfigManager, topicConfig } from './topic-config.js';
+import { CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC } from './transaction/half-message.js';
+import { TransactionService } from './transaction/transaction-service.js';
 
 export interface BrokerOptions {
   logger?: Logger;
@@ -55,6 +58,7 @@ export class Broker {
   private subscriptionGroupManager: SubscriptionGroupManager | undefined;
   private brokerStats: BrokerStats | undefined;
   private scheduleService: ScheduleMessageService | undefined;
+  private transactionService: TransactionService | undefined;
   private timerService: TimerMessageService | undefined;
   private registrar: NamesrvRegistrar | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -196,6 +200,7 @@ export class Broker {
       }),
       schedule: () => this.scheduleService,
       timer: () => this.timerService,
+      transactions: () => this.transactionService,
     };
     this.server = new RemotingServer({ host: c.listenHost, port: c.listenPort });
     for (const p of BROKER_PROCESSORS) {
@@ -234,6 +239,7 @@ export class Broker {
         : `store opened in ${r.durationMs} ms: log ends at ${r.end}`,
     );
     await this.startDelivery(ctx, store);
+    await this.startTransactions(ctx, store);
 
     const namesrvs = nameServerAddresses(c.namesrvAddr);
     if (namesrvs.length > 0) {
@@ -301,6 +307,40 @@ export class Broker {
     });
   }
 
+  /**
+   * Transaction ends and checks (transaction/). Its system topics exist from the start, so the
+   * name servers route them and `tsmq tx list` can read them.
+   */
+  private async startTransactions(ctx: BrokerContext, store: MessageStore): Promise<void> {
+    let created = false;
+    for (const topic of [HALF_TOPIC, OP_TOPIC, CHECK_MAX_TOPIC]) {
+      if (ctx.topics.get(topic)) continue;
+      await ctx.topics.upsert(
+        topicConfig(topic, { readQueueNums: 1, writeQueueNums: 1, perm: Perm.READ | Perm.WRITE }),
+      );
+      created = true;
+    }
+    if (created) ctx.topicsChanged();
+    const tx = new TransactionService({
+      store,
+      put: ctx.messagePut,
+      offsets: ctx.offsets,
+      producers: (group) => [...(ctx.clients.producerGroup(group)?.keys() ?? [])].filter((ch) => !ch.closed),
+      storeHost: () => ctx.storeHost(),
+      clock: this.clock,
+      logger: this.logger.child({ part: 'transactions' }),
+      config: this.config,
+    });
+    await tx.start();
+    this.transactionService = tx;
+  }
+
+  /** Transaction ends and checks; throws before start. */
+  get transactions(): TransactionService {
+    if (!this.transactionService) throw new Error('the broker is not running');
+    return this.transactionService;
+  }
+
   /** Delay-level delivery (tests call its step, read its progress); throws before start. */
   get schedule(): ScheduleMessageService {
     if (!this.scheduleService) throw new Error('the broker is not running');
@@ -343,6 +383,11 @@ export class Broker {
     this.clientGroups?.close();
     if (this.server) await this.server.close();
     this.server = undefined;
+    // Its last progress goes to the consumer offsets, written just below.
+    await this.transactionService
+      ?.close()
+      .catch((e: unknown) => this.logger.error({ err: e }, 'closing transactions failed'));
+    this.transactionService = undefined;
     if (this.offsetManager) await this.offsetManager.close();
     this.offsetManager = undefined;
     await this.subscriptionGroupManager?.close();

@@ -83,6 +83,16 @@ export interface BrokerConfig {
   timerPrecisionMs: number;
   /** How often the timer store's checkpoint (log, wheel, progress) is made durable, ms. RocketMQ's key. */
   timerFlushIntervalMs: number;
+  /**
+   * A transaction's half message unresolved this long (ms since it was sent) is checked with its
+   * producer group (CHECK_TRANSACTION_STATE). RocketMQ's key; 6 s. A message's
+   * CHECK_IMMUNITY_TIME_IN_SECONDS property overrides it.
+   */
+  transactionTimeOut: number;
+  /** Checks of one half message before it is given up (moved to TRANS_CHECK_MAX_TIME_TOPIC). RocketMQ's key; 15. */
+  transactionCheckMax: number;
+  /** How often unresolved half messages are looked at, ms. RocketMQ's key; 30 s. */
+  transactionCheckInterval: number;
 }
 
 export const DEFAULT_BROKER_PORT = 10911;
@@ -118,6 +128,9 @@ export function defaultBrokerConfig(): BrokerConfig {
     timerMaxDelaySec: 3 * 86_400,
     timerPrecisionMs: 1_000,
     timerFlushIntervalMs: 1_000,
+    transactionTimeOut: 6_000,
+    transactionCheckMax: 15,
+    transactionCheckInterval: 30_000,
   };
 }
 
@@ -161,6 +174,9 @@ const KINDS: Record<keyof BrokerConfig, Kind> = {
   timerMaxDelaySec: 'int',
   timerPrecisionMs: 'int',
   timerFlushIntervalMs: 'int',
+  transactionTimeOut: 'int',
+  transactionCheckMax: 'int',
+  transactionCheckInterval: 'int',
 };
 
 /** broker.conf keys read as another key: RocketMQ's name where tsmq's differs. */
@@ -188,6 +204,9 @@ const INT_RANGES: Partial<Record<keyof BrokerConfig, [number, number]>> = {
   timerMaxDelaySec: [1, 365 * 86_400],
   timerPrecisionMs: [10, 60_000],
   timerFlushIntervalMs: [10, 60_000],
+  transactionTimeOut: [1, 86_400_000],
+  transactionCheckMax: [1, 10_000],
+  transactionCheckInterval: [10, 3_600_000],
 };
 
 function isKey(k: string): k is keyof BrokerConfig {

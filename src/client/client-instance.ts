@@ -267,6 +267,23 @@ export class ClientInstance {
     return addrs[MASTER_ID] ?? Object.values(addrs)[0];
   }
 
+  /**
+   * Learns every broker of every cluster from the name servers (not only those of routes used so
+   * far), so heartbeats reach them all: a transactional producer must be known to a broker that
+   * holds its group's half messages before it sends anything. Resolves false when no name server
+   * answered.
+   */
+  async learnAllBrokers(): Promise<boolean> {
+    try {
+      const info = await this.namesrv.clusterInfo();
+      for (const [name, data] of Object.entries(info.brokerAddrTable)) this.brokers.set(name, data);
+      return true;
+    } catch (e) {
+      this.logger.warn({ err: (e as Error).message }, 'could not read the cluster from the name servers');
+      return false;
+    }
+  }
+
   /** Every broker address a route named (masters and slaves). */
   allBrokerAddrs(): string[] {
     const out = new Set<string>();

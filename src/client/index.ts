@@ -76,3 +76,11 @@ export {
   type SendResult,
   type SendStatus,
 } from './send-api.js';
+export {
+  type LocalTransaction,
+  type LocalTransactionState,
+  type TransactionChecker,
+  TransactionProducer,
+  type TransactionProducerOptions,
+  type TransactionSendResult,
+} from './transaction-producer.js';

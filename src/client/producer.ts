@@ -37,6 +37,7 @@
  */
 import { isTsmqError, TsmqError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
+import { encodeProperties, MessageProperty, SysFlag } from '../message/index.js';
 import type { TopicRouteData } from '../protocol/index.js';
 import { ClientInstance, type ClientOptions, MASTER_ID } from './client-instance.js';
 import { type Message, type MessageQueue, mqKey } from './message.js';
@@ -131,7 +132,7 @@ type Attempt<T> = (mq: MessageQueue, addr: string, timeoutMs: number) => Promise
 
 export class Producer {
   readonly group: string;
-  private readonly instance: ClientInstance;
+  protected readonly instance: ClientInstance;
   private readonly logger: Logger;
   private readonly sendTimeoutMs: number;
   private readonly retryTimes: number;
@@ -245,8 +246,23 @@ export class Producer {
    * With `opts.queue` or `opts.selector` it is an ordered send: every attempt uses one queue.
    */
   send(msg: Message, opts: SendOptions = {}): Promise<SendResult> {
+    return this.sendPrepared(msg, opts, false);
+  }
+
+  /**
+   * `send`, or with `half` the half message of a transaction: TRANSACTION_PREPARED with TRAN_MSG
+   * and PGROUP, which the broker keeps invisible until END_TRANSACTION (./transaction-producer.ts).
+   */
+  protected sendPrepared(msg: Message, opts: SendOptions, half: boolean): Promise<SendResult> {
     return this.track(async () => {
       const prepared = prepareMessage(msg, this.limits, Date.now(), opts.msgId);
+      if (half) {
+        prepared.sysFlag |= SysFlag.TRANSACTION_PREPARED_TYPE;
+        prepared.properties += encodeProperties({
+          [MessageProperty.TRAN_MSG]: 'true',
+          [MessageProperty.PGROUP]: this.group,
+        });
+      }
       const ctx = this.requestContext(false);
       return this.sendWithRetries(prepared.topic, msg, opts, async (mq, addr, timeoutMs) => {
         const res = await this.instance.invoke(addr, sendRequest(prepared, mq, ctx), timeoutMs);

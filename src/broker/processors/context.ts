@@ -17,6 +17,7 @@ import type { BrokerStats } from '../stats.js';
 import type { SubscriptionGroupManager } from '../subscription-groups.js';
 import type { TimerMessageService } from '../timer/timer-service.js';
 import type { TopicConfigManager } from '../topic-config.js';
+import type { TransactionService } from '../transaction/transaction-service.js';
 
 export interface BrokerContext {
   readonly config: BrokerConfig;
@@ -50,6 +51,8 @@ export interface BrokerContext {
   schedule(): ScheduleMessageService | undefined;
   /** Timer delivery; undefined while the store is not open, or with timers off and none stored. */
   timer(): TimerMessageService | undefined;
+  /** Transaction ends and checks; undefined while the store is not open. */
+  transactions(): TransactionService | undefined;
 }
 
 export interface BrokerProcessor {

@@ -6,6 +6,7 @@ import { getConsumerConnectionList } from './consumer-connection.js';
 import { consumerSendMsgBack } from './consumer-send-msg-back.js';
 import type { BrokerProcessor } from './context.js';
 import { deleteTopicInBroker } from './delete-topic.js';
+import { endTransaction } from './end-transaction.js';
 import { getAllConsumerOffset } from './get-all-consumer-offset.js';
 import { getAllDelayOffset } from './get-all-delay-offset.js';
 import { getAllTopicConfig } from './get-all-topic-config.js';
@@ -45,6 +46,7 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   sendBatchMessage,
   pullMessage,
   consumerSendMsgBack,
+  endTransaction,
   lockBatchMq,
   unlockBatchMq,
   invokeBrokerToResetOffset,

@@ -10,7 +10,10 @@
  *
  *   message                                          stored to                         answer
  *   ------------------------------------------------ --------------------------------- -------------------
- *   transaction half (PREPARED / ROLLBACK sysFlag)   its topic and queue, as is        (halves never wait)
+ *   transaction half (PREPARED sysFlag)              RMQ_SYS_TRANS_HALF_TOPIC queue 0  (halves never wait)
+ *                                                    (../transaction/half-message.ts)
+ *   ROLLBACK sysFlag                                 its topic and queue, as is (never
+ *                                                    dispatched to a consume queue)
  *   delay level (option, else DELAY) not a whole     -                                 DELAY_LEVEL_INVALID
  *     number ≥ 0
  *   delay level L ≥ 1                                SCHEDULE_TOPIC_XXXX, queue        -
@@ -48,6 +51,7 @@ import {
   transactionType,
 } from '../../message/index.js';
 import type { MessageStore, PutResult } from '../../store/index.js';
+import { toHalf } from '../transaction/half-message.js';
 
 /** Where delay-level messages wait: queue L − 1 holds level L (RocketMQ's name). */
 export const SCHEDULE_TOPIC = 'SCHEDULE_TOPIC_XXXX';
@@ -72,6 +76,7 @@ export interface PutOptions {
 
 export type PutPlan =
   | { route: 'now'; msg: AppendMessage }
+  | { route: 'half'; msg: AppendMessage }
   | { route: 'delay'; msg: AppendMessage; level: number; deliverAtMs: number }
   | { route: 'timer'; msg: AppendMessage; deliverAtMs: number };
 
@@ -144,6 +149,7 @@ export function timerDeliverAtOf(props: Map<string, string>, nowMs: number): num
 /** Decides where a message goes (see the table in the file header). Pure; throws catalogued errors. */
 export function planPut(msg: AppendMessage, policy: PutPolicy, nowMs: number, opts?: PutOptions): PutPlan {
   const tran = transactionType(msg.sysFlag ?? 0);
+  if (tran === SysFlag.TRANSACTION_PREPARED_TYPE) return { route: 'half', msg: toHalf(msg) };
   if (tran !== SysFlag.TRANSACTION_NOT_TYPE && tran !== SysFlag.TRANSACTION_COMMIT_TYPE) {
     return { route: 'now', msg };
   }
