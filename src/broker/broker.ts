@@ -11,6 +11,7 @@
 import { type Clock, systemClock } from '../common/clock.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { HostAddress } from '../common/types.js';
+import { CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC } from '../message/index.js';
 import { Perm } from '../namesrv/index.js';
 import { RemotingServer } from '../remoting/index.js';
 import { MessageStore, type MessageStoreOptions } from '../store/index.js';
@@ -31,7 +32,6 @@ import { SubscriptionGroupManager } from './subscription-groups.js';
 import { startBrokerTimer, timerDir } from './timer/broker-timer.js';
 import type { TimerMessageService } from './timer/timer-service.js';
 import { TopicConfigManager, topicConfig } from './topic-config.js';
-import { CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC } from './transaction/half-message.js';
 import { TransactionService } from './transaction/transaction-service.js';
 
 export interface BrokerOptions {

@@ -11,6 +11,7 @@ import { addBenchCommands } from './bench.js';
 import { addDlqCommands } from './dlq-commands.js';
 import { addMessageCommands } from './message-commands.js';
 import { addRoleCommands } from './roles.js';
+import { addTransactionCommands } from './transaction-commands.js';
 
 const program = new Command();
 program
@@ -22,6 +23,7 @@ addRoleCommands(program);
 addAdminCommands(program);
 addMessageCommands(program);
 addDlqCommands(program);
+addTransactionCommands(program);
 addBenchCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

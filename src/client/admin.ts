@@ -25,6 +25,7 @@ import {
 import { ClientInstance, type ClientOptions, MASTER_ID } from './client-instance.js';
 import { type DeadLetter, readDeadLetters } from './dead-letters.js';
 import { BrokerResponseError } from './errors.js';
+import { type HalfMessage, readHalfMessages } from './half-messages.js';
 import { decodeMessages, type MessageExt } from './message.js';
 
 export interface BrokerRow {
@@ -358,6 +359,14 @@ export class Admin {
    */
   deadLetters(group: string, max?: number): Promise<DeadLetter[]> {
     return readDeadLetters(this.instance, group, max);
+  }
+
+  /**
+   * Transactions not yet committed or rolled back: the half messages every broker will still
+   * check, at most `max` (default 1,000) per broker (./half-messages.ts).
+   */
+  halfMessages(max?: number): Promise<HalfMessage[]> {
+    return readHalfMessages(this.instance, max);
   }
 
   private async query(topic: string, key: string, uniq: boolean, opts: QueryOptions): Promise<MessageExt[]> {

@@ -53,6 +53,7 @@ export type {
 } from './consumer/types.js';
 export { type DeadLetter, deadLetterToMessage, TOOLS_CONSUMER_GROUP } from './dead-letters.js';
 export { BrokerResponseError, isBrokerResponseError } from './errors.js';
+export type { HalfMessage } from './half-messages.js';
 export {
   compareQueues,
   decodeMessages,

@@ -24,4 +24,5 @@ export {
 export { createOffsetMsgId, decodeOffsetMsgId } from './message-id.js';
 export * from './record.js';
 export { matchesTagsCode, parseTagExpression, SUB_ALL, type TagSubscription } from './subscription.js';
+export * from './transaction-records.js';
 export { createUniqId } from './uniq-id.js';

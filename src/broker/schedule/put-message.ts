@@ -48,10 +48,10 @@ import {
   encodeProperties,
   MessageProperty,
   SysFlag,
+  toHalf,
   transactionType,
 } from '../../message/index.js';
 import type { MessageStore, PutResult } from '../../store/index.js';
-import { toHalf } from '../transaction/half-message.js';
 
 /** Where delay-level messages wait: queue L − 1 holds level L (RocketMQ's name). */
 export const SCHEDULE_TOPIC = 'SCHEDULE_TOPIC_XXXX';

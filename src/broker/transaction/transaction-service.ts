@@ -19,13 +19,14 @@
  *   a later copy of the same transaction exists               skip (the copy stands for it)
  *   younger than transactionTimeOut (or its immunity time)    stop the round here
  *   committed copy found in the real topic (crash window)     write the op, skip
- *   checked transactionCheckMax times                         copy to TRANS_CHECK_MAX_TIME_TOPIC,
- *                                                             write the op, skip
+ *   checked transactionCheckMax times, or no producer of     copy to TRANS_CHECK_MAX_TIME_TOPIC,
+ *     its group live for 72 h                                 write the op, skip
+ *   no live producer of its group                             re-put as is (not counted as a
+ *                                                             check): a producer may start later
  *   otherwise                                                 re-put with TRANSACTION_CHECK_TIMES+1
  *                                                             and send CHECK_TRANSACTION_STATE for
  *                                                             the copy to one live producer of the
- *                                                             group (none: the copy waits for the
- *                                                             next round)
+ *                                                             group
  *
  * The progress offsets (next half, first op still needed) are committed as consumer offsets of
  * CID_SYS_RMQ_TRANS and written with consumerOffset.json; after a restart the ops from the op
@@ -36,12 +37,23 @@ import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import type { HostAddress } from '../../common/types.js';
 import {
+  CHECK_MAX_TOPIC,
+  checkMaxOf,
+  committedOf,
   createOffsetMsgId,
   type DecodedRecord,
+  decodeOp,
   decodeRecord,
   encodeHost,
+  HALF_TOPIC,
+  type HalfInfo,
+  halfInfo,
+  OP_TOPIC,
+  opOf,
   prepareRecord,
+  rePutOf,
   SysFlag,
+  TRANSACTION_GROUP,
   transactionType,
   writeRecord,
 } from '../../message/index.js';
@@ -50,19 +62,6 @@ import type { RemotingChannel } from '../../remoting/index.js';
 import type { MessageStore } from '../../store/index.js';
 import type { ConsumerOffsetManager } from '../consumer-offsets.js';
 import type { MessagePutService } from '../schedule/put-message.js';
-import {
-  CHECK_MAX_TOPIC,
-  checkMaxOf,
-  committedOf,
-  decodeOp,
-  HALF_TOPIC,
-  type HalfInfo,
-  halfInfo,
-  OP_TOPIC,
-  opOf,
-  rePutOf,
-  TRANSACTION_GROUP,
-} from './half-message.js';
 
 export interface TransactionConfig {
   transactionTimeOut: number;
@@ -87,6 +86,13 @@ export type EndKind = 'COMMIT' | 'ROLLBACK';
 export type EndResult =
   | { ok: true; outcome: 'committed' | 'rolled back' | 'already resolved' }
   | { ok: false; reason: string };
+
+/**
+ * A half whose group has had no live producer to check it with for this long is given up (moved
+ * to TRANS_CHECK_MAX_TIME_TOPIC); RocketMQ's checks likewise ignore halves older than the
+ * retention time (72 h).
+ */
+const ORPHAN_MAX_MS = 72 * 3600 * 1000;
 
 /** Halves read per check round at most (the rest wait for the next round). */
 const ROUND_MAX_HALVES = 20_000;
@@ -264,29 +270,26 @@ export class TransactionService {
       return;
     }
     if (info.checkTimes >= this.d.config.transactionCheckMax) {
-      await this.d.put.putNow(checkMaxOf(rec));
-      await this.writeOp(rec.queueOffset, info.transactionId);
-      this.d.logger.warn(
-        {
-          transactionId: info.transactionId,
-          topic: info.realTopic,
-          producerGroup: info.producerGroup,
-          checks: info.checkTimes,
-        },
-        `a transaction unresolved after ${info.checkTimes} checks was moved to ${CHECK_MAX_TOPIC}`,
-      );
+      await this.giveUp(rec, info, `unresolved after ${info.checkTimes} checks`);
       return;
     }
-    const copy = await this.d.put.putNow(rePutOf(rec, info.checkTimes + 1));
     const channels = info.producerGroup ? this.d.producers(info.producerGroup) : [];
     const channel = channels[Math.floor(Math.random() * channels.length)];
     if (!channel) {
-      this.d.logger.info(
+      // Nobody to ask: not counted as a check (a producer of the group may start later), unless
+      // the half is older than ORPHAN_MAX_MS.
+      if (this.d.clock.now() - rec.bornTimestamp > ORPHAN_MAX_MS) {
+        await this.giveUp(rec, info, 'whose group had no live producer for 72 h');
+        return;
+      }
+      await this.d.put.putNow(rePutOf(rec, info.checkTimes));
+      this.d.logger.debug(
         { transactionId: info.transactionId, producerGroup: info.producerGroup },
         'no live producer of the group to check a transaction with; it waits for the next round',
       );
       return;
     }
+    const copy = await this.d.put.putNow(rePutOf(rec, info.checkTimes + 1));
     const storeHost = this.d.storeHost();
     const offsetMsgId = createOffsetMsgId(storeHost, copy.physicalOffset);
     channel.invokeOneway(
@@ -303,6 +306,20 @@ export class TransactionService {
       ),
     );
     this.checksSent++;
+  }
+
+  private async giveUp(rec: DecodedRecord, info: HalfInfo, why: string): Promise<void> {
+    await this.d.put.putNow(checkMaxOf(rec));
+    await this.writeOp(rec.queueOffset, info.transactionId);
+    this.d.logger.warn(
+      {
+        transactionId: info.transactionId,
+        topic: info.realTopic,
+        producerGroup: info.producerGroup,
+        checks: info.checkTimes,
+      },
+      `a transaction ${why} was moved to ${CHECK_MAX_TOPIC}`,
+    );
   }
 
   /** The message a check carries: the half as its producer sent it (real topic and queue). */

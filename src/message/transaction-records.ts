@@ -22,16 +22,11 @@
  *                                         with no answer, kept for an operator
  *
  * Progress is two consumer offsets of the system group CID_SYS_RMQ_TRANS (RocketMQ's): the next
- * half to look at, and the first op still needed (./transaction-service.ts).
+ * half to look at, and the first op still needed (../broker/transaction/transaction-service.ts).
+ * The broker writes these records; `tsmq tx list` reads them (../client/half-messages.ts).
  */
-import {
-  type AppendMessage,
-  type DecodedRecord,
-  decodeProperties,
-  encodeProperties,
-  MessageProperty,
-  SysFlag,
-} from '../../message/index.js';
+import { decodeProperties, encodeProperties, MessageProperty } from './properties.js';
+import { type AppendMessage, type DecodedRecord, SysFlag } from './record.js';
 
 export const HALF_TOPIC = 'RMQ_SYS_TRANS_HALF_TOPIC';
 export const OP_TOPIC = 'RMQ_SYS_TRANS_OP_HALF_TOPIC';
@@ -74,15 +69,25 @@ export interface HalfInfo {
   immunityMs: number | undefined;
 }
 
-export function halfInfo(rec: DecodedRecord): HalfInfo | string {
-  if (rec.topic !== HALF_TOPIC)
-    return `the record at ${rec.physicalOffset} is not a half message (topic ${rec.topic})`;
-  const p = decodeProperties(rec.properties);
+/** A stored message as the broker (a DecodedRecord) or a client (its properties decoded) has it. */
+export interface StoredLike {
+  topic: string;
+  properties: string | ReadonlyMap<string, string>;
+  body: Uint8Array;
+}
+
+const propsOf = (m: StoredLike): ReadonlyMap<string, string> =>
+  typeof m.properties === 'string' ? decodeProperties(m.properties) : m.properties;
+
+/** What a half message says of its transaction, or a sentence saying why it is not a valid one. */
+export function halfInfo(rec: StoredLike): HalfInfo | string {
+  if (rec.topic !== HALF_TOPIC) return `not a half message (topic ${rec.topic})`;
+  const p = propsOf(rec);
   const realTopic = p.get(MessageProperty.REAL_TOPIC);
   const qid = Number(p.get(MessageProperty.REAL_QID));
   const transactionId = p.get(MessageProperty.UNIQ_KEY);
   if (!realTopic || !Number.isInteger(qid) || qid < 0 || !transactionId) {
-    return `the half message at ${rec.physicalOffset} has no REAL_TOPIC, REAL_QID or UNIQ_KEY`;
+    return 'the half message has no REAL_TOPIC, REAL_QID or UNIQ_KEY';
   }
   const times = Number(p.get(MessageProperty.TRANSACTION_CHECK_TIMES) ?? '0');
   const immunity = Number(p.get(MessageProperty.CHECK_IMMUNITY_TIME_IN_SECONDS));
@@ -161,9 +166,9 @@ export function opOf(halfQueueOffset: number, transactionId: string): AppendMess
 
 /** The half offsets and transaction id an op record resolves; undefined for a record that is not one. */
 export function decodeOp(
-  rec: DecodedRecord,
+  rec: StoredLike,
 ): { halfOffsets: number[]; transactionId: string | undefined } | undefined {
-  const p = decodeProperties(rec.properties);
+  const p = propsOf(rec);
   if (p.get(MessageProperty.TAGS) !== OP_TAG) return undefined;
   const halfOffsets = Buffer.from(rec.body)
     .toString('latin1')
