@@ -18,6 +18,7 @@ import { MessageStore, type MessageStoreOptions } from '../store/index.js';
 import { ClientGroups } from './client-groups.js';
 import { type BrokerConfig, nameServerAddresses, resolveBrokerConfig } from './config.js';
 import { ConsumerOffsetManager } from './consumer-offsets.js';
+import { RateLimiter, SendAdmission } from './flow-control.js';
 import { PullRequestHoldService } from './long-polling.js';
 import { NamesrvRegistrar } from './namesrv-registrar.js';
 import type { BrokerContext } from './processors/context.js';
@@ -59,6 +60,7 @@ export class Broker {
   private brokerStats: BrokerStats | undefined;
   private scheduleService: ScheduleMessageService | undefined;
   private transactionService: TransactionService | undefined;
+  private sendAdmission: SendAdmission | undefined;
   private timerService: TimerMessageService | undefined;
   private registrar: NamesrvRegistrar | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -174,7 +176,18 @@ export class Broker {
       notifyEnabled: (group) => subscriptionGroups.get(group)?.notifyConsumerIdsChangedEnable ?? true,
     });
     this.clientGroups = clients;
+    const rateLimits = await RateLimiter.open(c.storePathRootDir, this.clock);
+    const sendAdmission = new SendAdmission({
+      inFlightMax: c.sendInFlightMax,
+      queueCapacity: c.sendThreadPoolQueueCapacity,
+      waitTimeMillsInSendQueue: c.waitTimeMillsInSendQueue,
+      clock: this.clock,
+    });
+    sendAdmission.start();
+    this.sendAdmission = sendAdmission;
     const ctx: BrokerContext = {
+      rateLimits,
+      sendAdmission,
       config: c,
       topics: this.topicsManager,
       store: () => (this.state === 'running' || this.state === 'starting' ? this.messageStore : undefined),
@@ -380,6 +393,7 @@ export class Broker {
     }
     // Held pulls go unanswered: their connections close with the server, and clients re-pull.
     this.pullHold?.close();
+    this.sendAdmission?.close();
     this.clientGroups?.close();
     if (this.server) await this.server.close();
     this.server = undefined;

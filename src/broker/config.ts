@@ -93,6 +93,12 @@ export interface BrokerConfig {
   transactionCheckMax: number;
   /** How often unresolved half messages are looked at, ms. RocketMQ's key; 30 s. */
   transactionCheckInterval: number;
+  /** Sends being stored at once; more wait in the send queue (flow-control.ts). */
+  sendInFlightMax: number;
+  /** Sends that may wait in the send queue; more are refused SYSTEM_BUSY. RocketMQ's key; 10,000. */
+  sendThreadPoolQueueCapacity: number;
+  /** A send that waited longer than this, ms, is refused SYSTEM_BUSY. RocketMQ's key; 200 ms. */
+  waitTimeMillsInSendQueue: number;
 }
 
 export const DEFAULT_BROKER_PORT = 10911;
@@ -131,6 +137,9 @@ export function defaultBrokerConfig(): BrokerConfig {
     transactionTimeOut: 6_000,
     transactionCheckMax: 15,
     transactionCheckInterval: 30_000,
+    sendInFlightMax: 8192,
+    sendThreadPoolQueueCapacity: 10_000,
+    waitTimeMillsInSendQueue: 200,
   };
 }
 
@@ -177,6 +186,9 @@ const KINDS: Record<keyof BrokerConfig, Kind> = {
   transactionTimeOut: 'int',
   transactionCheckMax: 'int',
   transactionCheckInterval: 'int',
+  sendInFlightMax: 'int',
+  sendThreadPoolQueueCapacity: 'int',
+  waitTimeMillsInSendQueue: 'int',
 };
 
 /** broker.conf keys read as another key: RocketMQ's name where tsmq's differs. */
@@ -207,6 +219,9 @@ const INT_RANGES: Partial<Record<keyof BrokerConfig, [number, number]>> = {
   transactionTimeOut: [1, 86_400_000],
   transactionCheckMax: [1, 10_000],
   transactionCheckInterval: [10, 3_600_000],
+  sendInFlightMax: [1, 1_000_000],
+  sendThreadPoolQueueCapacity: [0, 10_000_000],
+  waitTimeMillsInSendQueue: [1, 3_600_000],
 };
 
 function isKey(k: string): k is keyof BrokerConfig {

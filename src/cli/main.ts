@@ -9,6 +9,7 @@ import { isTsmqError } from '../common/errors.js';
 import { addAdminCommands } from './admin-commands.js';
 import { addBenchCommands } from './bench.js';
 import { addDlqCommands } from './dlq-commands.js';
+import { addLimitCommands } from './limit-commands.js';
 import { addMessageCommands } from './message-commands.js';
 import { addRoleCommands } from './roles.js';
 import { addTransactionCommands } from './transaction-commands.js';
@@ -24,6 +25,7 @@ addAdminCommands(program);
 addMessageCommands(program);
 addDlqCommands(program);
 addTransactionCommands(program);
+addLimitCommands(program);
 addBenchCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -362,6 +362,44 @@ export class Admin {
   }
 
   /**
+   * Sets (or with `undefined` removes) a send rate limit on every master of the cluster (or on
+   * `brokerAddr`): for a topic, or for a client host. Applies at once and survives restarts.
+   * Returns the brokers changed.
+   */
+  async setRateLimit(
+    kind: 'topic' | 'client',
+    name: string,
+    rule: { msgsPerSec: number; bytesPerSec: number } | undefined,
+    target: { cluster?: string; brokerAddr?: string } = {},
+  ): Promise<string[]> {
+    const addrs = target.brokerAddr ? [target.brokerAddr] : await this.masterAddrs(target.cluster);
+    const line = `rateLimit.${kind}.${name}=${rule ? `${rule.msgsPerSec},${rule.bytesPerSec}` : ''}\n`;
+    for (const addr of addrs) {
+      await this.instance.invokeOk(
+        addr,
+        { ...createRequest(RequestCode.UPDATE_BROKER_CONFIG), body: Buffer.from(line, 'utf8') },
+        'update broker config',
+      );
+    }
+    return addrs;
+  }
+
+  /** A broker's configuration (GET_BROKER_CONFIG), rate limits included, as key → value. */
+  async brokerConfig(addr: string): Promise<Map<string, string>> {
+    const res = await this.instance.invokeOk(
+      addr,
+      createRequest(RequestCode.GET_BROKER_CONFIG),
+      'get broker config',
+    );
+    const out = new Map<string, string>();
+    for (const line of (res.body?.toString('utf8') ?? '').split('\n')) {
+      const i = line.indexOf('=');
+      if (i > 0) out.set(line.slice(0, i), line.slice(i + 1));
+    }
+    return out;
+  }
+
+  /**
    * Transactions not yet committed or rolled back: the half messages every broker will still
    * check, at most `max` (default 1,000) per broker (./half-messages.ts).
    */

@@ -54,6 +54,7 @@ export type {
 export { type DeadLetter, deadLetterToMessage, TOOLS_CONSUMER_GROUP } from './dead-letters.js';
 export { BrokerResponseError, isBrokerResponseError } from './errors.js';
 export type { HalfMessage } from './half-messages.js';
+export { type LatencyFaultOptions, LatencyFaultTolerance } from './latency-fault.js';
 export {
   compareQueues,
   decodeMessages,

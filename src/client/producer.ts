@@ -13,8 +13,10 @@
  *   1. the topic's write queues: the cached route, else the name servers'; a topic they do not
  *      know yet borrows createTopicKey's (TBW102) brokers with min(defaultTopicQueueNums, its
  *      queues) queues, so a broker with autoCreateTopicEnable creates it on this first send;
- *   2. a queue: the fixed one of an ordered send, or round-robin avoiding the broker that just
- *      failed (queue-selector.ts);
+ *   2. a queue: the fixed one of an ordered send, or round-robin over the brokers not being
+ *      skipped for slow or failed sends (latency-fault.ts), avoiding the broker that just failed
+ *      (queue-selector.ts); after a SYSTEM_BUSY or FLOW_CONTROL answer, asking the same broker
+ *      again waits 50 ms, doubling up to 1 s;
  *   3. the request to that broker's master, and its answer (send-api.ts):
  *
  *      outcome of the attempt                          then
@@ -22,7 +24,8 @@
  *      stored (SEND_OK, FLUSH_*_TIMEOUT, SLAVE_NOT_..) return the SendResult
  *      transport failure (refused, closed, timeout)    re-fetch the route, next attempt
  *      TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE,
- *        SYSTEM_ERROR, SYSTEM_BUSY, NO_PERMISSION, …   re-fetch the route, next attempt
+ *        SYSTEM_ERROR, SYSTEM_BUSY, FLOW_CONTROL,
+ *        NO_PERMISSION, …                              re-fetch the route, next attempt
  *      any other broker code (MESSAGE_ILLEGAL, …)      throw its BrokerResponseError at once
  *      no attempt or no time left                      throw SEND_FAILED, cause = the last failure
  *
@@ -38,8 +41,10 @@
 import { isTsmqError, TsmqError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { encodeProperties, MessageProperty, SysFlag } from '../message/index.js';
-import type { TopicRouteData } from '../protocol/index.js';
+import { ResponseCode, type TopicRouteData } from '../protocol/index.js';
 import { ClientInstance, type ClientOptions, MASTER_ID } from './client-instance.js';
+import { isBrokerResponseError } from './errors.js';
+import { type LatencyFaultOptions, LatencyFaultTolerance } from './latency-fault.js';
 import { type Message, type MessageQueue, mqKey } from './message.js';
 import { type MessageQueueSelector, RoundRobinSelector, selectByShardingKey } from './queue-selector.js';
 import {
@@ -70,6 +75,8 @@ export interface ProducerOptions extends ClientOptions {
   defaultTopicQueueNums?: number;
   /** The template topic of auto-creation. Default TBW102. */
   createTopicKey?: string;
+  /** Skipping brokers whose sends were slow or failed (./latency-fault.ts). Default on. */
+  latencyFault?: LatencyFaultOptions;
 }
 
 export interface SendOptions {
@@ -128,6 +135,12 @@ function templateRoute(template: TopicRouteData, queueNums: number): TopicRouteD
 
 type State = 'new' | 'running' | 'closing' | 'closed';
 
+/** First pause before asking a broker again that answered SYSTEM_BUSY or FLOW_CONTROL, ms (doubles). */
+const BUSY_BACKOFF_MS = 50;
+const BUSY_BACKOFF_MAX_MS = 1_000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
 type Attempt<T> = (mq: MessageQueue, addr: string, timeoutMs: number) => Promise<T>;
 
 export class Producer {
@@ -140,6 +153,7 @@ export class Producer {
   private readonly createTopicKey: string;
   private readonly limits: SendLimits;
   private readonly roundRobin = new RoundRobinSelector();
+  private readonly faults: LatencyFaultTolerance;
   private state: State = 'new';
   private closing: Promise<void> | undefined;
   /** Topics sent to: the instance keeps their routes fresh. */
@@ -192,6 +206,7 @@ export class Producer {
     if (!GROUP_PATTERN.test(this.createTopicKey)) {
       throw invalid(`createTopicKey ${JSON.stringify(this.createTopicKey)} is not a valid topic name`);
     }
+    this.faults = new LatencyFaultTolerance(opts.latencyFault);
     this.instance = new ClientInstance(opts);
     this.logger = this.instance.logger;
     const clientIp = opts.clientIp ?? this.instance.clientId.slice(0, this.instance.clientId.indexOf('@'));
@@ -351,6 +366,7 @@ export class Producer {
     let lastBroker: string | undefined;
     let lastError: unknown;
     let tried = 0;
+    let busyTimes = 0;
     for (let i = 0; i < attempts && Date.now() < deadline; i++) {
       try {
         queues = await this.writeQueues(topic, i > 0);
@@ -363,19 +379,33 @@ export class Producer {
       if (fixed) mq = fixed;
       else if (opts.selector)
         mq = fixed = this.checkedQueue(opts.selector(queues, msg), topic, 'the selector', queues);
-      else mq = this.roundRobin.select(topic, queues, lastBroker);
+      else mq = this.roundRobin.select(topic, this.faults.filter(queues), lastBroker);
+      // The broker said busy or over a limit: give it a moment before asking it again.
+      if (busyTimes > 0 && mq.brokerName === lastBroker) {
+        await sleep(
+          Math.min(BUSY_BACKOFF_MS * 2 ** (busyTimes - 1), BUSY_BACKOFF_MAX_MS, deadline - Date.now()),
+        );
+      }
       const remainingMs = deadline - Date.now();
       if (remainingMs <= 0) break;
       tried++;
+      const attemptStart = Date.now();
       try {
         const addr = this.instance.masterAddr(mq.brokerName);
         if (addr === undefined) {
           throw new TsmqError('NO_ROUTE', `no route names a master of broker ${mq.brokerName}`);
         }
-        return await attempt(mq, addr, remainingMs);
+        const result = await attempt(mq, addr, remainingMs);
+        this.faults.update(mq.brokerName, Date.now() - attemptStart, false);
+        return result;
       } catch (e) {
         lastError = e;
         lastBroker = mq.brokerName;
+        const limited = isBrokerResponseError(e, ResponseCode.FLOW_CONTROL);
+        const busy = limited || isBrokerResponseError(e, ResponseCode.SYSTEM_BUSY);
+        busyTimes = busy ? busyTimes + 1 : 0;
+        // A topic or client over its rate limit says nothing of the broker's health.
+        this.faults.update(mq.brokerName, Date.now() - attemptStart, !limited);
         const retryable = isRetryableSendError(e) || (isTsmqError(e, 'NO_ROUTE') && fixed !== undefined);
         if (!retryable) throw e;
         this.logger.warn(

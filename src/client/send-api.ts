@@ -73,6 +73,7 @@ export const RETRYABLE_RESPONSE_CODES: ReadonlySet<number> = new Set([
   ResponseCode.SERVICE_NOT_AVAILABLE,
   ResponseCode.SYSTEM_ERROR,
   ResponseCode.SYSTEM_BUSY,
+  ResponseCode.FLOW_CONTROL,
   ResponseCode.NO_PERMISSION,
   ResponseCode.NO_BUYER_ID,
   ResponseCode.NOT_IN_CURRENT_UNIT,

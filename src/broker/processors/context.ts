@@ -9,6 +9,7 @@ import type { MessageStore } from '../../store/index.js';
 import type { ClientGroups } from '../client-groups.js';
 import type { BrokerConfig } from '../config.js';
 import type { ConsumerOffsetManager } from '../consumer-offsets.js';
+import type { RateLimiter, SendAdmission } from '../flow-control.js';
 import type { PullRequestHoldService } from '../long-polling.js';
 import type { QueueLockManager } from '../queue-locks.js';
 import type { MessagePutService } from '../schedule/put-message.js';
@@ -51,6 +52,10 @@ export interface BrokerContext {
   schedule(): ScheduleMessageService | undefined;
   /** Timer delivery; undefined while the store is not open, or with timers off and none stored. */
   timer(): TimerMessageService | undefined;
+  /** Per-topic and per-client send rate limits (FLOW_CONTROL). */
+  readonly rateLimits: RateLimiter;
+  /** The bounded send queue (SYSTEM_BUSY when a send waits too long). */
+  readonly sendAdmission: SendAdmission;
   /** Transaction ends and checks; undefined while the store is not open. */
   transactions(): TransactionService | undefined;
 }

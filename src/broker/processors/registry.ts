@@ -1,5 +1,6 @@
 /** The broker's command registry: request code → processor, one processor per file (or a few closely related). */
 
+import { getBrokerConfig, updateBrokerConfig } from './broker-config.js';
 import { queryTopicConsumeByWho } from './consume-by-who.js';
 import { getConsumeStats } from './consume-stats.js';
 import { getConsumerConnectionList } from './consumer-connection.js';
@@ -80,4 +81,6 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   queryTopicConsumeByWho,
   // broker
   getBrokerRuntimeInfo,
+  updateBrokerConfig,
+  getBrokerConfig,
 ];

@@ -27,7 +27,7 @@ import {
   ResponseCode,
 } from '../../protocol/index.js';
 import type { BrokerProcessor } from './context.js';
-import { bornHostOf, checkSend, stampProperties, storeFailure } from './send-common.js';
+import { admitSend, bornHostOf, checkSend, stampProperties, storeFailure } from './send-common.js';
 
 /**
  * The property that would make a message wait (a delay level other than 0, or a timer), if any.
@@ -114,6 +114,15 @@ export const sendBatchMessage: BrokerProcessor = {
         reconsumeTimes: h.reconsumeTimes ?? 0,
       };
     });
+    const admitted = await admitSend(
+      ctx,
+      request,
+      channel,
+      h.topic,
+      msgs.length,
+      msgs.reduce((n, m) => n + m.body.length, 0),
+    );
+    if (!admitted.ok) return admitted.response;
     try {
       const puts = await checked.store.putBatch(msgs);
       ctx.stats.onPut(puts.length);
@@ -130,6 +139,8 @@ export const sendBatchMessage: BrokerProcessor = {
       );
     } catch (e) {
       return storeFailure(ctx, request, e);
+    } finally {
+      admitted.release();
     }
   },
 };

@@ -16,6 +16,8 @@
  *   store: empty/oversize body, bad properties      MESSAGE_ILLEGAL 13
  *   bad DELAY, bad or too distant timer, timers off MESSAGE_ILLEGAL 13        the message is illegal: (why)
  *   store: DISK_FULL, closed                        SERVICE_NOT_AVAILABLE 14  service not available now, maybe disk full
+ *   topic or client over its rate limit             FLOW_CONTROL 215          [FLOW_CONTROL]topic X is over ...
+ *   waited > waitTimeMillsInSendQueue, queue full   SYSTEM_BUSY 2             [TIMEOUT_CLEAN_QUEUE]broker busy, ...
  *   store: STORE_BUSY (too much unwritten)          SYSTEM_BUSY 2             [PC_SYNCHRONIZED]broker busy, ...
  *   store: STORE_IO_ERROR, anything else            SYSTEM_ERROR 1
  *
@@ -221,4 +223,37 @@ export async function retryToDeadLetter(
     `a message sent to ${h.topic} moved to the dead-letter queue ${topic}`,
   );
   return { ok: true, topic, queueId: 0, properties: encodeProperties(props) };
+}
+
+export type Admitted = { ok: true; release: () => void } | { ok: false; response: RemotingCommand };
+
+/**
+ * The flow-control gate every send passes after its checks (../flow-control.ts): the topic's and
+ * the client's rate limits (FLOW_CONTROL 215, "[FLOW_CONTROL]…"), then a place in the send queue
+ * (SYSTEM_BUSY 2, "[TIMEOUT_CLEAN_QUEUE]broker busy…"). Call `release` once the store answered.
+ */
+export async function admitSend(
+  ctx: BrokerContext,
+  request: RemotingCommand,
+  channel: RemotingChannel,
+  topic: string,
+  msgs: number,
+  bytes: number,
+): Promise<Admitted> {
+  const limited = ctx.rateLimits.tryAcquire(topic, channel.socket.remoteAddress, msgs, bytes);
+  if (limited) {
+    return {
+      ok: false,
+      response: createResponse(
+        request,
+        ResponseCode.FLOW_CONTROL,
+        `[FLOW_CONTROL]${limited}; try again later`,
+      ),
+    };
+  }
+  const waiting = ctx.sendAdmission.acquire();
+  const busy = waiting === undefined ? undefined : await waiting;
+  if (busy !== undefined)
+    return { ok: false, response: createResponse(request, ResponseCode.SYSTEM_BUSY, busy) };
+  return { ok: true, release: () => ctx.sendAdmission.release() };
 }

@@ -15,7 +15,14 @@ import {
 } from '../../protocol/index.js';
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { BrokerContext } from './context.js';
-import { bornHostOf, checkSend, retryToDeadLetter, stampProperties, storeFailure } from './send-common.js';
+import {
+  admitSend,
+  bornHostOf,
+  checkSend,
+  retryToDeadLetter,
+  stampProperties,
+  storeFailure,
+} from './send-common.js';
 
 export async function sendSingle(
   ctx: BrokerContext,
@@ -35,12 +42,15 @@ export async function sendSingle(
   if (dead && !dead.ok) return createResponse(request, dead.code, dead.remark);
   if (dead) ({ topic, queueId, properties } = dead);
   const bornHost = bornHostOf(channel);
+  const body = request.body ?? Buffer.alloc(0);
+  const admitted = await admitSend(ctx, request, channel, h.topic, 1, body.length);
+  if (!admitted.ok) return admitted.response;
   try {
     // Through the broker's put entry: a DELAY or timer property sends it to wait first.
     const { put } = await ctx.messagePut.put({
       topic,
       queueId,
-      body: request.body ?? Buffer.alloc(0),
+      body,
       properties,
       flag: h.flag,
       sysFlag: h.sysFlag,
@@ -62,5 +72,7 @@ export async function sendSingle(
     );
   } catch (e) {
     return storeFailure(ctx, request, e);
+  } finally {
+    admitted.release();
   }
 }
