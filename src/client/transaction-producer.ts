@@ -17,8 +17,8 @@
  *      'UNKNOWN'); a throw counts as 'UNKNOWN' and is reported in the result's `error` (not
  *      rethrown), so the caller always learns the transaction id its checker will be asked about;
  *   3. sends END_TRANSACTION with the state to the half's broker (commit: the broker stores the
- *      message at its real queue exactly once; rollback: it is dropped; unknown: nothing yet).
- *      If this send fails the broker's checks settle the transaction.
+ *      message at its real queue exactly once; rollback: it is dropped; unknown: nothing yet),
+ *      trying up to 5 times 300 ms apart; if that fails the broker's checks settle it.
  *
  * Checks: a half unresolved transactionTimeOut (6 s) after it was sent is checked with a live
  * producer of the same group (any member, e.g. a restarted process) every
@@ -61,6 +61,10 @@ export interface TransactionSendResult extends SendResult {
   /** Whether the broker acknowledged the end (false: the checks will settle it). */
   endAcknowledged: boolean;
 }
+
+/** END_TRANSACTION attempts before the checks are left to settle a transaction. */
+const END_ATTEMPTS = 5;
+const END_RETRY_MS = 300;
 
 /** How often a transactional producer re-reads the cluster's brokers, ms. */
 const LEARN_BROKERS_MS = 30_000;
@@ -142,7 +146,19 @@ export class TransactionProducer extends Producer {
     };
   }
 
+  /**
+   * Sends END_TRANSACTION to the half's broker; a refusal or a failed connection is tried again
+   * (END_ATTEMPTS times, END_RETRY_MS apart: a broker restarting), then left to the checks.
+   */
   private async endTransaction(sent: SendResult, state: LocalTransactionState): Promise<boolean> {
+    for (let i = 1; i <= END_ATTEMPTS; i++) {
+      if (await this.endOnce(sent, state, i === END_ATTEMPTS)) return true;
+      if (i < END_ATTEMPTS) await new Promise((r) => setTimeout(r, END_RETRY_MS));
+    }
+    return false;
+  }
+
+  private async endOnce(sent: SendResult, state: LocalTransactionState, last: boolean): Promise<boolean> {
     const addr = this.instance.masterAddr(sent.messageQueue.brokerName);
     if (!addr) return false;
     try {
@@ -159,6 +175,7 @@ export class TransactionProducer extends Producer {
         }),
       );
       if (res.code !== ResponseCode.SUCCESS) {
+        if (!last) return false;
         this.instance.logger.warn(
           { transactionId: sent.msgId, code: res.code, remark: res.remark },
           'END_TRANSACTION refused; the broker will check the transaction',
@@ -167,6 +184,7 @@ export class TransactionProducer extends Producer {
       }
       return true;
     } catch (e) {
+      if (!last) return false;
       this.instance.logger.warn(
         { transactionId: sent.msgId, err: (e as Error).message },
         'END_TRANSACTION failed; the broker will check the transaction',

@@ -96,7 +96,7 @@ test('a retry waiting for its delay survives a broker SIGKILL and arrives after 
       );
       return r.code === ResponseCode.SUCCESS && Number(r.extFields?.offset) >= 1;
     },
-    10_000,
+    30_000,
     'the retry waits in the schedule topic',
   );
   assert.equal(seen.length, 1, 'not yet redelivered');
