@@ -87,12 +87,19 @@ export function addDlqCommands(program: Command): void {
         );
       }
     }
+    // One re-send per message id (a message that died twice has two copies), every one checked
+    // before the first is sent.
+    const byId = new Map(chosen.map((d) => [d.originMsgId, d]));
+    const sends = [...byId.values()].map((d) => ({ d, msg: deadLetterToMessage(d) }));
     const producer = new Producer({ group: o.groupProducer, namesrvAddr: o.namesrv });
     await producer.start();
     try {
       const rows: { msgId: string; topic: string; status: string; queue: string }[] = [];
-      for (const d of chosen) {
-        const r = await producer.send(deadLetterToMessage(d), { msgId: d.originMsgId });
+      for (const { d, msg } of sends) {
+        const r = await producer.send(
+          msg,
+          /^[0-9A-Za-z_-]{1,128}$/.test(d.originMsgId) ? { msgId: d.originMsgId } : {},
+        );
         rows.push({
           msgId: r.msgId,
           topic: d.originTopic,

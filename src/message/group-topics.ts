@@ -14,6 +14,19 @@
  * ORIGIN_MESSAGE_ID; one moved to the DLQ also gains DLQ_ORIGIN_TOPIC and DLQ_ORIGIN_MESSAGE_ID.
  */
 
+import { MessageProperty } from './properties.js';
+
+/** Properties a re-stored message must not carry: they would delay or redirect it again. */
+export const RETRY_DROPPED_PROPERTIES = [
+  MessageProperty.DELAY,
+  MessageProperty.TIMER_DELAY_SEC,
+  MessageProperty.TIMER_DELAY_MS,
+  MessageProperty.TIMER_DELIVER_MS,
+  MessageProperty.TIMER_OUT_MS,
+  MessageProperty.REAL_TOPIC,
+  MessageProperty.REAL_QID,
+] as const;
+
 export const RETRY_TOPIC_PREFIX = '%RETRY%';
 export const DLQ_TOPIC_PREFIX = '%DLQ%';
 /** Queues of a DLQ topic (RocketMQ's DLQ_NUMS_PER_GROUP). */

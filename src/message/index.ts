@@ -18,6 +18,7 @@ export {
   groupOfTopic,
   isDlqTopic,
   isRetryTopic,
+  RETRY_DROPPED_PROPERTIES,
   RETRY_TOPIC_PREFIX,
   retryTopicOf,
 } from './group-topics.js';

@@ -82,7 +82,7 @@ describe('CONSUMER_SEND_MSG_BACK', () => {
   }
 
   test('a failed message goes to %RETRY%<group> after level 3 + reconsumeTimes, keeping its id and gaining RETRY_TOPIC', async () => {
-    const offset = await stored('SbTopic', 1, { DELAY: '0', TIMER_DELAY_MS: '1' });
+    const offset = await stored('SbTopic', 1, { DELAY: '0', TIMER_DELIVER_MS: String(Date.now() - 1000) });
     const t0 = Date.now();
     const res = await sendBack({
       offset,
@@ -110,7 +110,7 @@ describe('CONSUMER_SEND_MSG_BACK', () => {
     assert.equal(p.get('TAGS'), 'TagR');
     assert.equal(p.get('KEYS'), 'key-1');
     assert.equal(p.get('color'), 'blue');
-    for (const k of ['DELAY', 'TIMER_DELAY_MS', 'REAL_TOPIC', 'REAL_QID', 'TIMER_OUT_MS']) {
+    for (const k of ['DELAY', 'TIMER_DELIVER_MS', 'REAL_TOPIC', 'REAL_QID', 'TIMER_OUT_MS']) {
       assert.equal(p.has(k), false, `${k} is dropped`);
     }
     assert.ok(mq.broker.topics.get('%RETRY%sbg'), 'the retry topic exists');
@@ -179,6 +179,34 @@ describe('CONSUMER_SEND_MSG_BACK', () => {
     const nowhere = await sendBack({ offset: 1 << 30, group: 'x', delayLevel: 0 });
     assert.equal(nowhere.code, ResponseCode.SYSTEM_ERROR);
     assert.match(nowhere.remark ?? '', /look message by offset failed/);
+
+    // The record must be the failed message: not a waiting delayed one, not another message.
+    const delayed = await client.invoke(
+      mq.brokerAddr,
+      sendV2({ topic: 'SbWait', body: Buffer.from('w'), queueId: 0, extraProperties: { DELAY: '18' } }),
+    );
+    const waiting = (await mq.broker.store.getMessageByOffsetMsgId(delayed.extFields!.msgId!)).physicalOffset;
+    const early = await sendBack({ offset: waiting, group: 'sbx', delayLevel: 0 });
+    assert.equal(early.code, ResponseCode.SYSTEM_ERROR);
+    assert.match(early.remark ?? '', /SCHEDULE_TOPIC_XXXX, which consumers of sbx do not consume/);
+    const other = await stored('SbOther', 9);
+    const wrongId = await sendBack({
+      offset: other,
+      group: 'sbx',
+      delayLevel: 0,
+      originMsgId: fakeUniqKey(10),
+    });
+    assert.equal(wrongId.code, ResponseCode.SYSTEM_ERROR);
+    assert.match(wrongId.remark ?? '', /is not message/);
+    const wrongTopic = await sendBack({
+      offset: other,
+      group: 'sbx',
+      delayLevel: 0,
+      originTopic: 'Elsewhere',
+    });
+    assert.equal(wrongTopic.code, ResponseCode.SYSTEM_ERROR);
+    assert.match(wrongTopic.remark ?? '', /is in SbOther, not Elsewhere/);
+    assert.equal(mq.broker.topics.get('%RETRY%sbx')?.writeQueueNums ?? 0, 0, 'nothing stored for sbx');
 
     // Lock the message's queue twice (the second holder after the first's lease): A is stale.
     const offset = await stored('SbLock', 4);

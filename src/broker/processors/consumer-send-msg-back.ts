@@ -13,6 +13,9 @@
  *   store not open                                    SERVICE_NOT_AVAILABLE
  *   group unknown and not auto-created                SUBSCRIPTION_GROUP_NOT_EXIST
  *   no record at the offset                           SYSTEM_ERROR "look message by offset failed"
+ *   the message there is in a broker-only topic (a    SYSTEM_ERROR naming it
+ *     waiting delayed message, a transaction half…),
+ *     another group's, or not originTopic/originMsgId
  *   lockVersion stale (the queue was locked again)    NO_PERMISSION
  *   the group's retryQueueNums is 0                   SUCCESS, nothing stored (retries are off)
  *   reconsumeTimes ≥ maxReconsumeTimes, or            %DLQ%<group> queue 0, at once
@@ -28,32 +31,72 @@
  * so a retry waits in SCHEDULE_TOPIC_XXXX like any delayed message and survives a restart.
  * Properties that would delay it a second time (DELAY, the timer properties) are dropped first.
  */
+
+import type { HostAddress } from '../../common/types.js';
 import {
   type AppendMessage,
+  CHECK_MAX_TOPIC,
   createOffsetMsgId,
   DLQ_QUEUE_NUMS,
   decodeProperties,
   dlqTopicOf,
   encodeProperties,
+  getProperty,
+  HALF_TOPIC,
+  isDlqTopic,
+  isRetryTopic,
   MessageProperty,
+  OP_TOPIC,
+  RETRY_DROPPED_PROPERTIES,
   retryTopicOf,
 } from '../../message/index.js';
 import { createResponse, int, optInt, optStr, RequestCode, ResponseCode, str } from '../../protocol/index.js';
+import { SCHEDULE_TOPIC, TIMER_TOPIC } from '../schedule/put-message.js';
 import type { BrokerProcessor } from './context.js';
 import { ensureGroupTopic } from './group-topics.js';
 import { parseOr, storeUnavailable } from './offset-header.js';
 import { storeFailure } from './send-common.js';
 
-/** Properties a re-stored message must not carry: they would delay or redirect it again. */
-const DROPPED_ON_SEND_BACK = [
-  MessageProperty.DELAY,
-  MessageProperty.TIMER_DELAY_SEC,
-  MessageProperty.TIMER_DELAY_MS,
-  MessageProperty.TIMER_DELIVER_MS,
-  MessageProperty.TIMER_OUT_MS,
-  MessageProperty.REAL_TOPIC,
-  MessageProperty.REAL_QID,
-] as const;
+/**
+ * Whether the record at the offset is the message the consumer failed: it may not be in a topic
+ * only the broker reads (a waiting delayed or timer message, a transaction half or op, another
+ * group's retry or dead letters), and it must match the origin topic and message id the consumer
+ * names, when it names them (a recovered, rewritten log tail could hold another message there).
+ */
+export function notTheFailedMessage(
+  record: { topic: string; properties: string; storeHost: HostAddress; physicalOffset: number },
+  h: { group: string; originTopic?: string | undefined; originMsgId?: string | undefined },
+): string | undefined {
+  const t = record.topic;
+  if (BROKER_ONLY_TOPICS.has(t) || isDlqTopic(t) || (isRetryTopic(t) && t !== retryTopicOf(h.group))) {
+    return `the message at offset ${record.physicalOffset} is in ${t}, which consumers of ${h.group} do not consume`;
+  }
+  if (
+    h.originTopic !== undefined &&
+    h.originTopic !== '' &&
+    t !== h.originTopic &&
+    t !== retryTopicOf(h.group)
+  ) {
+    return `the message at offset ${record.physicalOffset} is in ${t}, not ${h.originTopic}`;
+  }
+  if (h.originMsgId !== undefined && h.originMsgId !== '') {
+    const uniq = getProperty(record.properties, MessageProperty.UNIQ_KEY);
+    const offsetId = createOffsetMsgId(record.storeHost, record.physicalOffset);
+    if (h.originMsgId !== uniq && h.originMsgId !== offsetId) {
+      return `the message at offset ${record.physicalOffset} is not message ${h.originMsgId}`;
+    }
+  }
+  return undefined;
+}
+
+/** Topics whose messages no consumer is given (they wait, or they are the broker's bookkeeping). */
+const BROKER_ONLY_TOPICS: ReadonlySet<string> = new Set([
+  SCHEDULE_TOPIC,
+  TIMER_TOPIC,
+  HALF_TOPIC,
+  OP_TOPIC,
+  CHECK_MAX_TOPIC,
+]);
 
 export const consumerSendMsgBack: BrokerProcessor = {
   code: RequestCode.CONSUMER_SEND_MSG_BACK,
@@ -89,6 +132,8 @@ export const consumerSendMsgBack: BrokerProcessor = {
         `look message by offset failed, ${h.offset}: ${(e as Error).message}`,
       );
     }
+    const mismatch = notTheFailedMessage(record, h);
+    if (mismatch) return createResponse(request, ResponseCode.SYSTEM_ERROR, mismatch);
     if (h.lockVersion !== undefined) {
       const queue = { topic: record.topic, brokerName: ctx.config.brokerName, queueId: record.queueId };
       const check = ctx.locks.checkVersion(h.group, queue, h.lockVersion);
@@ -97,7 +142,7 @@ export const consumerSendMsgBack: BrokerProcessor = {
     if (group.retryQueueNums <= 0) return createResponse(request, ResponseCode.SUCCESS, 'retries are off');
 
     const props = decodeProperties(record.properties);
-    for (const k of DROPPED_ON_SEND_BACK) props.delete(k);
+    for (const k of RETRY_DROPPED_PROPERTIES) props.delete(k);
     const firstTopic = props.get(MessageProperty.RETRY_TOPIC) ?? h.originTopic ?? record.topic;
     props.set(MessageProperty.RETRY_TOPIC, firstTopic);
     const msgId =
@@ -111,13 +156,15 @@ export const consumerSendMsgBack: BrokerProcessor = {
     let delayLevel = 0;
     if (dead) {
       topic = dlqTopicOf(h.group);
-      await ensureGroupTopic(ctx, topic, DLQ_QUEUE_NUMS);
+      const tc = await ensureGroupTopic(ctx, topic, DLQ_QUEUE_NUMS);
+      if (typeof tc === 'string') return createResponse(request, ResponseCode.SYSTEM_ERROR, tc);
       queueId = 0;
       props.set(MessageProperty.DLQ_ORIGIN_TOPIC, firstTopic);
       props.set(MessageProperty.DLQ_ORIGIN_MESSAGE_ID, msgId);
     } else {
       topic = retryTopicOf(h.group);
       const tc = await ensureGroupTopic(ctx, topic, group.retryQueueNums);
+      if (typeof tc === 'string') return createResponse(request, ResponseCode.SYSTEM_ERROR, tc);
       queueId = ctx.random(Math.max(1, tc.writeQueueNums));
       delayLevel = h.delayLevel === 0 ? 3 + record.reconsumeTimes : h.delayLevel;
     }

@@ -36,6 +36,7 @@ import {
   groupOfTopic,
   isRetryTopic,
   MessageProperty,
+  RETRY_DROPPED_PROPERTIES,
 } from '../../message/index.js';
 import { Perm, type TopicConfig } from '../../namesrv/index.js';
 import type { SendMessageRequestHeader } from '../../protocol/index.js';
@@ -190,7 +191,7 @@ export type DeadLetterRoute =
  * when CONSUMER_SEND_MSG_BACK fails, and its orderly consumer always does) is checked as the
  * broker checks a send-back (RocketMQ's handleRetryAndDLQ): the group must exist
  * (SUBSCRIPTION_GROUP_NOT_EXIST), and one whose reconsumeTimes reached maxReconsumeTimes (the
- * header's, else the group's retryMaxTimes) goes to %DLQ%<group> queue 0 at once, its DELAY
+ * header's, else the group's retryMaxTimes) goes to %DLQ%<group> queue 0 at once, its DELAY and timer properties
  * dropped. Undefined for every other message: it is stored where it was sent.
  */
 export async function retryToDeadLetter(
@@ -211,9 +212,10 @@ export async function retryToDeadLetter(
   const maxTimes = h.maxReconsumeTimes ?? group.retryMaxTimes;
   if ((h.reconsumeTimes ?? 0) < maxTimes) return undefined;
   const topic = dlqTopicOf(name);
-  await ensureGroupTopic(ctx, topic, DLQ_QUEUE_NUMS);
+  const tc = await ensureGroupTopic(ctx, topic, DLQ_QUEUE_NUMS);
+  if (typeof tc === 'string') return { ok: false, code: ResponseCode.SYSTEM_ERROR, remark: tc };
   const props = decodeProperties(properties);
-  props.delete(MessageProperty.DELAY);
+  for (const k of RETRY_DROPPED_PROPERTIES) props.delete(k);
   const first = props.get(MessageProperty.RETRY_TOPIC);
   if (first !== undefined) props.set(MessageProperty.DLQ_ORIGIN_TOPIC, first);
   const id = props.get(MessageProperty.ORIGIN_MESSAGE_ID) ?? props.get(MessageProperty.UNIQ_KEY);

@@ -237,16 +237,18 @@ export class OrderlyService {
         this.o.counters.failed += msgs.length;
         for (const m of msgs) m.reconsumeTimes++;
         done = [];
-        if (this.o.maxReconsumeTimes >= 0 && msgs.some((m) => m.reconsumeTimes > this.o.maxReconsumeTimes)) {
+        // Only the messages past the maximum go to the policy; the others of the call are retried.
+        const over = msgs.filter((m) => m.reconsumeTimes > this.o.maxReconsumeTimes);
+        if (this.o.maxReconsumeTimes >= 0 && over.length > 0) {
           let again: MessageExt[];
           try {
-            again = await this.o.failurePolicy.onFailure(msgs, ctx);
+            again = await this.o.failurePolicy.onFailure(over, ctx);
           } catch (e) {
             this.o.logger.warn({ err: (e as Error).message }, 'the failure policy threw; retrying');
-            again = msgs;
+            again = over;
           }
           const keep = new Set(again);
-          done = msgs.filter((m) => !keep.has(m));
+          done = over.filter((m) => !keep.has(m));
           if (done.length > 0) {
             this.o.logger.warn(
               { queue: describeQueue(pq.mq), offsets: done.map((m) => m.queueOffset) },

@@ -45,7 +45,7 @@
 
 import { TsmqError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { isRetryTopic, MessageProperty, retryTopicOf } from '../../message/index.js';
+import { MessageProperty, retryTopicOf } from '../../message/index.js';
 import type { ConsumerData } from '../../protocol/index.js';
 import { ClientInstance, type ClientOptions, type ConsumerMember } from '../client-instance.js';
 import { compareQueues, type MessageExt, type MessageQueue, mqKey } from '../message.js';
@@ -469,12 +469,12 @@ export class PushConsumer {
       throw new TsmqError('CLIENT_STATE_INVALID', 'no subscription: call subscribe() before start()');
     }
     this.state = 'starting';
-    // A CLUSTERING member also reads its group's retry topic (RocketMQ's copySubscription).
-    const retry = retryTopicOf(this.group);
-    if (this.messageModel === 'CLUSTERING' && !this.subs.has(retry)) {
-      this.subs.set(retry, makeSubscription(retry, '*', Date.now()));
-    }
     try {
+      // A CLUSTERING member also reads its group's retry topic (RocketMQ's copySubscription).
+      const retry = retryTopicOf(this.group);
+      if (this.messageModel === 'CLUSTERING' && !this.subs.has(retry)) {
+        this.subs.set(retry, makeSubscription(retry, '*', Date.now()));
+      }
       await this.store.load();
       this.instance.registerConsumer(this.member());
       this.instance.start();
@@ -900,7 +900,7 @@ export class PushConsumer {
 
   private dispatch(pq: ProcessQueue, msgs: MessageExt[]): void {
     // A retried message shows the topic it was sent to (RocketMQ's resetRetryAndNamespace).
-    if (isRetryTopic(pq.mq.topic)) {
+    if (pq.mq.topic === retryTopicOf(this.group)) {
       for (const m of msgs) m.topic = m.properties.get(MessageProperty.RETRY_TOPIC) ?? m.topic;
     }
     if (this.orderly) {
@@ -934,6 +934,9 @@ export class PushConsumer {
       );
     }
     pq.lastConsumeMs = Date.now();
+    // The queue went to another member meanwhile: it consumes these from the committed offset, so
+    // a failure here is not sent back (it would be delivered twice).
+    if (pq.dropped) return;
     let done = msgs;
     if (ok) {
       this.counters.consumed += msgs.length;

@@ -46,6 +46,8 @@ export class Rebalancer {
   private stopped = false;
   /** Completed runs (for tests and stats). */
   runs = 0;
+  /** Lookups of the group's retry topic that found no route (every 100th is logged). */
+  private retryMisses = 0;
 
   constructor(private readonly o: RebalanceOptions) {}
 
@@ -119,7 +121,7 @@ export class Rebalancer {
         if (isTsmqError(e, 'NO_ROUTE')) {
           // The group's retry topic appears moments after the first heartbeat (the broker creates
           // it, then registers it with the name servers): look again soon, quietly.
-          if (isRetryTopic(topic)) return false;
+          if (isRetryTopic(topic) && (this.retryMisses = this.retryMisses + 1) % 100 !== 0) return false;
           this.o.logger.warn({ group, topic }, 'no route for a subscribed topic; its queues wait');
           return true;
         }

@@ -12,7 +12,11 @@ import type { MessageExt } from '../message.js';
 
 const NAME_CHARS = /^[%|a-zA-Z0-9_-]+$/;
 /** RocketMQ's limit on a group name (Validators.CHARACTER_MAX_LENGTH). */
-const GROUP_MAX_CHARS = 255;
+/**
+ * Longest consumer group name: RocketMQ allows 255 characters, but a group's %RETRY% and %DLQ%
+ * topics must fit a topic's 127 bytes, so tsmq stops at 120.
+ */
+const GROUP_MAX_CHARS = 120;
 
 export interface Subscription {
   readonly topic: string;
