@@ -5,7 +5,7 @@
  * the same port and data.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -183,4 +183,17 @@ export class Cluster {
     await Promise.all([...this.brokers.map((b) => b.proc.kill()), this.namesrv?.kill()]);
     fs.rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/** Runs the `tsmq` command against the name servers `namesrv`: its stdout, or a rejection with its output. */
+export function tsmqCli(args: string[], namesrv: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [main, ...args, '-n', namesrv],
+      { timeout: 30_000, env: { ...process.env, TSMQ_LOG_LEVEL: 'error' } },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`tsmq ${args.join(' ')}: ${stderr}${stdout}`)) : resolve(stdout),
+    );
+  });
 }

@@ -322,11 +322,13 @@ export class ClientInstance {
     const names = route.brokerDatas.map((b) => b.brokerName);
     const addr = names.map((n) => this.anyAddr(n)).find((a) => a !== undefined);
     if (!addr) throw new TsmqError('NO_ROUTE', `no broker serves topic ${topic}`);
-    const res = await this.invokeOk(
-      addr,
-      createRequest(RequestCode.GET_CONSUMER_LIST_BY_GROUP, { consumerGroup: group }),
-      'consumer list',
-    );
+    const req = createRequest(RequestCode.GET_CONSUMER_LIST_BY_GROUP, { consumerGroup: group });
+    const res = await this.invoke(addr, req);
+    // A broker that has no member of the group (it restarted, our heartbeat is not in yet) says so
+    // with SYSTEM_ERROR: that is an empty list, which makes the caller heartbeat at once.
+    if (res.code === ResponseCode.SYSTEM_ERROR && /no consumer for this group/.test(res.remark ?? ''))
+      return [];
+    if (res.code !== ResponseCode.SUCCESS) throw new BrokerResponseError(addr, res, 'consumer list');
     return parseJsonBody<{ consumerIdList?: string[] }>(res.body, 'ConsumerListByGroup').consumerIdList ?? [];
   }
 

@@ -11,13 +11,13 @@
  * where it is (as in RocketMQ, nothing is deleted from a queue): select what to re-send by id.
  */
 import { TsmqError } from '../common/errors.js';
-import { DLQ_TOPIC_PREFIX, dlqTopicOf, MessageProperty, parseTagExpression } from '../message/index.js';
+import { DLQ_TOPIC_PREFIX, dlqTopicOf, MessageProperty } from '../message/index.js';
 import type { ClientInstance } from './client-instance.js';
 import { ConsumerApi } from './consumer/pull-api.js';
 import type { Message, MessageExt } from './message.js';
+import { readQueue, routeIfAny } from './tools-read.js';
 
-/** The group every broker knows and that commits nothing (RocketMQ's MixAll.TOOLS_CONSUMER_GROUP). */
-export const TOOLS_CONSUMER_GROUP = 'TOOLS_CONSUMER';
+export { TOOLS_CONSUMER_GROUP } from './tools-read.js';
 
 export interface DeadLetter {
   /** The message as stored in the DLQ (topic %DLQ%<group>). */
@@ -49,35 +49,13 @@ export async function readDeadLetters(
 ): Promise<DeadLetter[]> {
   if (group.startsWith(DLQ_TOPIC_PREFIX)) group = group.slice(DLQ_TOPIC_PREFIX.length);
   const topic = dlqTopicOf(group);
-  let route: Awaited<ReturnType<ClientInstance['route']>>;
-  try {
-    route = await instance.route(topic, true);
-  } catch (e) {
-    if (e instanceof TsmqError && e.codeName === 'NO_ROUTE') return [];
-    throw e;
-  }
+  const route = await routeIfAny(instance, topic);
+  if (!route) return [];
   const api = new ConsumerApi(instance);
-  const filter = parseTagExpression('*')!;
   const out: DeadLetter[] = [];
   for (const queue of instance.subscribeQueues(topic, route)) {
-    let offset = await api.minOffset(queue);
-    const end = await api.maxOffset(queue);
-    while (offset < end && out.length < max) {
-      const r = await api.pull({
-        group: TOOLS_CONSUMER_GROUP,
-        queue,
-        offset,
-        maxMsgNums: Math.min(32, max - out.length),
-        expression: '*',
-        filter,
-        subVersion: 0,
-        suspendTimeoutMs: 0,
-      });
-      if (r.status !== 'FOUND' && r.status !== 'NO_MATCHED_MSG') break;
-      for (const m of r.msgs) if (out.length < max) out.push(deadLetterOf(m));
-      if (r.nextBeginOffset <= offset) break;
-      offset = r.nextBeginOffset;
-    }
+    if (out.length >= max) break;
+    for (const m of await readQueue(api, queue, 0, max - out.length)) out.push(deadLetterOf(m));
   }
   return out;
 }

@@ -5,19 +5,11 @@
  * an op resolved (by half offset or transaction id), minus older copies a check re-put. Read with
  * the built-in TOOLS_CONSUMER group, which commits nothing. For `tsmq tx list`.
  */
-import { TsmqError } from '../common/errors.js';
-import {
-  decodeOp,
-  HALF_TOPIC,
-  halfInfo,
-  OP_TOPIC,
-  parseTagExpression,
-  TRANSACTION_GROUP,
-} from '../message/index.js';
+import { decodeOp, HALF_TOPIC, halfInfo, OP_TOPIC, TRANSACTION_GROUP } from '../message/index.js';
 import type { ClientInstance } from './client-instance.js';
 import { ConsumerApi } from './consumer/pull-api.js';
-import { TOOLS_CONSUMER_GROUP } from './dead-letters.js';
 import type { MessageExt, MessageQueue } from './message.js';
+import { readQueue, routeIfAny } from './tools-read.js';
 
 export interface HalfMessage {
   brokerName: string;
@@ -33,45 +25,10 @@ export interface HalfMessage {
   msg: MessageExt;
 }
 
-const ALL = parseTagExpression('*')!;
-
-async function readQueue(
-  api: ConsumerApi,
-  queue: MessageQueue,
-  from: number,
-  max: number,
-): Promise<MessageExt[]> {
-  const out: MessageExt[] = [];
-  let offset = Math.max(from, await api.minOffset(queue));
-  const end = await api.maxOffset(queue);
-  while (offset < end && out.length < max) {
-    const r = await api.pull({
-      group: TOOLS_CONSUMER_GROUP,
-      queue,
-      offset,
-      maxMsgNums: 32,
-      expression: '*',
-      filter: ALL,
-      subVersion: 0,
-      suspendTimeoutMs: 0,
-    });
-    if (r.status !== 'FOUND' && r.status !== 'NO_MATCHED_MSG') break;
-    out.push(...r.msgs);
-    if (r.nextBeginOffset <= offset) break;
-    offset = r.nextBeginOffset;
-  }
-  return out;
-}
-
 /** Unresolved half messages of every broker, oldest first per broker, at most `max` per broker. */
 export async function readHalfMessages(instance: ClientInstance, max = 1000): Promise<HalfMessage[]> {
-  let route: Awaited<ReturnType<ClientInstance['route']>>;
-  try {
-    route = await instance.route(HALF_TOPIC, true);
-  } catch (e) {
-    if (e instanceof TsmqError && e.codeName === 'NO_ROUTE') return [];
-    throw e;
-  }
+  const route = await routeIfAny(instance, HALF_TOPIC);
+  if (!route) return [];
   const api = new ConsumerApi(instance);
   const out: HalfMessage[] = [];
   for (const b of route.brokerDatas) {

@@ -5,18 +5,15 @@
  * `tsmq dlq list` shows it with its topic, and `tsmq dlq resend` sends it back to be consumed.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { type MessageExt, PushConsumer } from '../../src/client/index.js';
 import { createLogger } from '../../src/common/log.js';
 import { RequestCode, ResponseCode } from '../../src/protocol/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
 import { headerRequest, sendV2, waitFor } from '../../test-support/broker-fixtures.js';
-import { Cluster } from '../../test-support/cluster.js';
+import { Cluster, tsmqCli } from '../../test-support/cluster.js';
 import { untilStoreOpen } from '../../test-support/timer-fixtures.js';
 
-const main = path.resolve(import.meta.dirname, '../../src/cli/main.js');
 const LEVELS = ['100ms', '100ms', '3s', ...Array.from({ length: 15 }, () => '100ms')].join(' ');
 let cluster: Cluster;
 let client: RemotingClient;
@@ -41,17 +38,7 @@ after(async () => {
   await cluster?.close();
 });
 
-function tsmq(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [main, ...args, '-n', cluster.namesrvAddr],
-      { timeout: 30_000, env: { ...process.env, TSMQ_LOG_LEVEL: 'error' } },
-      (err, stdout, stderr) =>
-        err ? reject(new Error(`tsmq ${args.join(' ')}: ${stderr}${stdout}`)) : resolve(stdout),
-    );
-  });
-}
+const tsmq = (args: string[]) => tsmqCli(args, cluster.namesrvAddr);
 
 async function send(topic: string, body: string): Promise<void> {
   const res = await client.invoke(
@@ -98,7 +85,11 @@ test('a retry waiting for its delay survives a broker SIGKILL and arrives after 
     },
     30_000,
     'the retry waits in the schedule topic',
-  );
+  ).catch((e: Error) => {
+    throw new Error(
+      `${e.message}; deliveries ${JSON.stringify(seen)}, consumer ${JSON.stringify(pc.stats())}`,
+    );
+  });
   assert.equal(seen.length, 1, 'not yet redelivered');
   await broker.proc.kill();
   await broker.restart();

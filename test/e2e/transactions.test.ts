@@ -5,7 +5,7 @@
  * loses neither the commit nor another open transaction, and stores each message once.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { TransactionProducer } from '../../src/client/index.js';
@@ -14,10 +14,9 @@ import { decodeRecords } from '../../src/message/index.js';
 import { ResponseCode } from '../../src/protocol/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
 import { pullRequest, waitFor } from '../../test-support/broker-fixtures.js';
-import { Cluster } from '../../test-support/cluster.js';
+import { Cluster, tsmqCli } from '../../test-support/cluster.js';
 import { untilStoreOpen } from '../../test-support/timer-fixtures.js';
 
-const main = path.resolve(import.meta.dirname, '../../src/cli/main.js');
 const child = path.resolve(import.meta.dirname, '../../test-support/tx-producer-child.js');
 const quiet = () => createLogger('test', process.env.TSMQ_LOG_LEVEL ?? 'silent');
 let cluster: Cluster;
@@ -48,16 +47,7 @@ after(async () => {
   await cluster?.close();
 });
 
-function tsmq(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [main, ...args, '-n', cluster.namesrvAddr],
-      { timeout: 30_000, env: { ...process.env, TSMQ_LOG_LEVEL: 'error' } },
-      (err, stdout, stderr) => (err ? reject(new Error(`${stderr}${stdout}`)) : resolve(stdout)),
-    );
-  });
-}
+const tsmq = (args: string[]) => tsmqCli(args, cluster.namesrvAddr);
 
 /** Bodies stored at queue 0 of the topic (raw pulls: every stored copy counts). */
 async function stored(topic: string): Promise<string[]> {
