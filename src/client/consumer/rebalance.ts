@@ -121,7 +121,10 @@ export class Rebalancer {
         if (isTsmqError(e, 'NO_ROUTE')) {
           // The group's retry topic appears moments after the first heartbeat (the broker creates
           // it, then registers it with the name servers): look again soon, quietly.
-          if (isRetryTopic(topic) && (this.retryMisses = this.retryMisses + 1) % 100 !== 0) return false;
+          if (isRetryTopic(topic)) {
+            this.retryMisses++;
+            if (this.retryMisses % 100 !== 0) return false;
+          }
           this.o.logger.warn({ group, topic }, 'no route for a subscribed topic; its queues wait');
           return true;
         }
