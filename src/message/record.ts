@@ -936,41 +936,49 @@ export class RecordStreamDecoder {
 // Dispatch view
 // ---------------------------------------------------------------------------------------------
 
-/** What the dispatcher needs of a record; filled in place to avoid an allocation per record. */
-export interface DispatchInfo {
-  size: number;
-  queueId: number;
-  queueOffset: number;
-  physicalOffset: number;
-  sysFlag: number;
-  storeTimestamp: number;
-  topic: string;
-  /** The TAGS, KEYS and UNIQ_KEY properties (last occurrence wins), or undefined. */
-  tags: string | undefined;
-  keys: string | undefined;
-  uniqKey: string | undefined;
+/**
+ * What the dispatcher needs of a record; filled in place to avoid an allocation per record.
+ * The properties it uses are kept as positions in `buf` and hashed straight from the bytes: the
+ * strings (`tags`, `keys`, `uniqKey`) are only built when asked for.
+ */
+export class DispatchInfo {
+  size = 0;
+  queueId = 0;
+  queueOffset = 0;
+  physicalOffset = 0;
+  sysFlag = 0;
+  storeTimestamp = 0;
+  topic = '';
   /** Where the properties are in `buf`, for `dispatchProperties`. */
-  buf: Buffer;
-  propStart: number;
-  propEnd: number;
+  buf: Buffer = Buffer.alloc(0);
+  propStart = 0;
+  propEnd = 0;
+  /** Value bounds of the TAGS, KEYS and UNIQ_KEY properties in `buf` (last occurrence wins); -1: absent. */
+  tagsAt = -1;
+  tagsEnd = -1;
+  keysAt = -1;
+  keysEnd = -1;
+  uniqKeyAt = -1;
+  uniqKeyEnd = -1;
+  /** Java hashCode of the TAGS value (0 without one): the consume-queue tag code. */
+  tagsHash = 0;
+  /** Java hashCode of `${topic}#${UNIQ_KEY}`, the index key of the unique id (when there is one). */
+  uniqIndexKeyHash = 0;
+
+  /** The TAGS, KEYS and UNIQ_KEY properties, or undefined. */
+  get tags(): string | undefined {
+    return this.tagsAt < 0 ? undefined : this.buf.toString('utf8', this.tagsAt, this.tagsEnd);
+  }
+  get keys(): string | undefined {
+    return this.keysAt < 0 ? undefined : this.buf.toString('utf8', this.keysAt, this.keysEnd);
+  }
+  get uniqKey(): string | undefined {
+    return this.uniqKeyAt < 0 ? undefined : this.buf.toString('utf8', this.uniqKeyAt, this.uniqKeyEnd);
+  }
 }
 
 export function newDispatchInfo(): DispatchInfo {
-  return {
-    size: 0,
-    queueId: 0,
-    queueOffset: 0,
-    physicalOffset: 0,
-    sysFlag: 0,
-    storeTimestamp: 0,
-    topic: '',
-    tags: undefined,
-    keys: undefined,
-    uniqKey: undefined,
-    buf: Buffer.alloc(0),
-    propStart: 0,
-    propEnd: 0,
-  };
+  return new DispatchInfo();
 }
 
 /** The whole properties string of a record read by `readDispatchInfo`. */
@@ -981,6 +989,8 @@ export function dispatchProperties(info: DispatchInfo): string {
 /** Last topic decoded by `readDispatchInfo`, to skip re-decoding a topic that repeats. */
 let lastTopicBytes = Buffer.alloc(0);
 let lastTopic = '';
+/** Java hashCode of `${lastTopic}#`, where the index key of a UNIQ_KEY starts. */
+let lastTopicKeyHash = 0;
 
 // Property keys the dispatcher looks for, as bytes.
 const KEY_TAGS = Buffer.from('TAGS');
@@ -994,9 +1004,30 @@ function bytesEqual(buf: Buffer, at: number, len: number, key: Buffer): boolean 
 }
 
 /**
+ * Java's String.hashCode continued from `h` over the text of buf[from, to): over the bytes while
+ * they are ASCII (one byte is then one UTF-16 code unit), over the decoded string otherwise.
+ */
+function javaHashOfUtf8(buf: Buffer, from: number, to: number, h: number): number {
+  let x = h;
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c >= 0x80) return javaHashContinue(buf.toString('utf8', from, to), h);
+    x = (Math.imul(x, 31) + c) | 0;
+  }
+  return x;
+}
+
+function javaHashContinue(s: string, h: number): number {
+  let x = h;
+  for (let i = 0; i < s.length; i++) x = (Math.imul(x, 31) + s.charCodeAt(i)) | 0;
+  return x;
+}
+
+/**
  * Reads the dispatcher's fields of a record that `decodeRecord` already found valid (call it with
- * `validateOnly` first): no validation here, and strings only for the topic (when it changes)
- * and the three properties the dispatcher uses, found by one scan over the property bytes.
+ * `validateOnly` first): no validation here, and no strings but the topic (when it changes): the
+ * three properties the dispatcher uses are found by one scan over the property bytes, and the two
+ * it hashes (TAGS, UNIQ_KEY) are hashed from their bytes.
  */
 export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: DispatchInfo): void {
   const sysFlag = readI32(buf, pos + 36);
@@ -1018,14 +1049,20 @@ export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: Di
   if (!bytesEqual(buf, topicAt, topicLen, lastTopicBytes)) {
     lastTopic = buf.toString('utf8', topicAt, topicAt + topicLen);
     lastTopicBytes = Buffer.from(buf.subarray(topicAt, topicAt + topicLen));
+    lastTopicKeyHash = javaHashContinue(`${lastTopic}#`, 0);
   }
   out.topic = lastTopic;
   out.buf = buf;
   out.propStart = propAt;
   out.propEnd = end;
-  out.tags = undefined;
-  out.keys = undefined;
-  out.uniqKey = undefined;
+  out.tagsAt = -1;
+  out.tagsEnd = -1;
+  out.keysAt = -1;
+  out.keysEnd = -1;
+  out.uniqKeyAt = -1;
+  out.uniqKeyEnd = -1;
+  out.tagsHash = 0;
+  out.uniqIndexKeyHash = 0;
   // key \u0001 value \u0002 ... : find each pair's bounds, compare keys by bytes.
   let k = propAt;
   while (k < end) {
@@ -1036,10 +1073,18 @@ export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: Di
     while (v < end && buf[v] !== PS_CODE) v++;
     const klen = sep - k;
     if (klen === 4) {
-      if (bytesEqual(buf, k, 4, KEY_TAGS)) out.tags = buf.toString('utf8', sep + 1, v);
-      else if (bytesEqual(buf, k, 4, KEY_KEYS)) out.keys = buf.toString('utf8', sep + 1, v);
+      if (bytesEqual(buf, k, 4, KEY_TAGS)) {
+        out.tagsAt = sep + 1;
+        out.tagsEnd = v;
+        out.tagsHash = javaHashOfUtf8(buf, sep + 1, v, 0);
+      } else if (bytesEqual(buf, k, 4, KEY_KEYS)) {
+        out.keysAt = sep + 1;
+        out.keysEnd = v;
+      }
     } else if (klen === 8 && bytesEqual(buf, k, 8, KEY_UNIQ)) {
-      out.uniqKey = buf.toString('utf8', sep + 1, v);
+      out.uniqKeyAt = sep + 1;
+      out.uniqKeyEnd = v;
+      out.uniqIndexKeyHash = javaHashOfUtf8(buf, sep + 1, v, lastTopicKeyHash);
     }
     k = v + 1;
   }

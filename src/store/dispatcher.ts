@@ -27,6 +27,7 @@ import {
 } from '../message/index.js';
 import type { CommitLog } from './commit-log.js';
 import type { ConsumeQueueStore } from './consume-queue-store.js';
+import { indexKeyHashOf } from './index-file.js';
 import type { IndexService } from './index-service.js';
 
 /** What listeners learn about each dispatched message. */
@@ -263,20 +264,18 @@ export class Dispatcher {
       if (t !== undefined && rec.physicalOffset < t) return;
     }
     const tranType = transactionType(rec.sysFlag);
-    const tagsCode = DELIVER_TIME_TOPICS.has(rec.topic)
-      ? deliverTimeOf(rec)
-      : rec.tags
-        ? javaStringHashCode(rec.tags)
-        : 0;
+    const tagsCode = DELIVER_TIME_TOPICS.has(rec.topic) ? deliverTimeOf(rec) : rec.tagsHash;
     if (tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE) {
       this.cqs
         .getOrCreate(rec.topic, rec.queueId)
         .put(rec.queueOffset, rec.physicalOffset, rec.size, tagsCode);
     }
     if (this.opts.messageIndexEnable && tranType !== SysFlag.TRANSACTION_ROLLBACK_TYPE) {
-      const uniq = rec.uniqKey;
-      if (uniq) this.index.put(`${rec.topic}#${uniq}`, rec.physicalOffset, rec.storeTimestamp);
-      const keys = rec.keys;
+      // topic#UNIQ_KEY, hashed from the record's bytes (no key string is built).
+      if (rec.uniqKeyEnd > rec.uniqKeyAt) {
+        this.index.putHashed(indexKeyHashOf(rec.uniqIndexKeyHash), rec.physicalOffset, rec.storeTimestamp);
+      }
+      const keys = rec.keysEnd > rec.keysAt ? rec.keys : undefined;
       if (keys) {
         for (const k of keys.split(' ')) {
           if (k.length > 0) this.index.put(`${rec.topic}#${k}`, rec.physicalOffset, rec.storeTimestamp);
