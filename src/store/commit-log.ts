@@ -95,6 +95,11 @@ interface Batch {
 }
 
 const ARENA_BYTES = 4 * 1024 * 1024;
+/**
+ * Arenas kept for reuse once their bytes have left the tail cache, if no reader was ever given a
+ * view of them: a fresh arena costs a page fault (and the kernel zeroing a page) every 4 KiB.
+ */
+const SPARE_ARENAS_MAX = 2;
 /** Batches being written at once (each in its own libuv thread). */
 const MAX_WRITES_IN_FLIGHT = 2;
 
@@ -115,6 +120,12 @@ export class CommitLog {
 
   private arena: Buffer = Buffer.alloc(0);
   private arenaPos = 0;
+  /** Arenas no batch, cache entry or reader refers to any more, ready to take new records. */
+  private readonly spareArenas: Buffer[] = [];
+  /** Arenas (their memory) of which a reader was given a view: never reused. */
+  private readonly lentArenas = new WeakSet<ArrayBufferLike>();
+  /** Arenas taken from `spareArenas` instead of allocated (a metric). */
+  arenasReused = 0;
   private open: Batch | undefined;
   private readonly sealed: Batch[] = [];
   private readonly inflight: InflightWrite[] = [];
@@ -293,7 +304,9 @@ export class CommitLog {
     }
     if (!b) {
       if (this.arenaPos + size > this.arena.length) {
-        this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, size));
+        const spare = size <= ARENA_BYTES ? this.spareArenas.pop() : undefined;
+        if (spare) this.arenasReused++;
+        this.arena = spare ?? Buffer.allocUnsafe(Math.max(ARENA_BYTES, size));
         this.arenaPos = 0;
       }
       b = {
@@ -510,7 +523,27 @@ export class CommitLog {
     while (this.cacheBytes > this.opts.tailCacheBytes && this.cache.length > 1) {
       const old = this.cache.shift()!;
       this.cacheBytes -= old.buf.length;
+      this.retireArena(old.buf.buffer);
     }
+  }
+
+  /**
+   * An arena whose last bytes just left the tail cache may take new records if nothing else can
+   * see it. Arenas are filled in log order and batches complete in log order, so once a later
+   * arena's bytes are cached every batch of this one has been written: no batch, pending write or
+   * cache entry refers to it. What remains are readers, and an arena any reader got a view of
+   * (`lend`) is left to the garbage collector.
+   */
+  private retireArena(mem: ArrayBufferLike): void {
+    if (mem === this.arena.buffer || this.cache[0]?.buf.buffer === mem) return;
+    if (mem.byteLength !== ARENA_BYTES || this.lentArenas.has(mem)) return;
+    if (this.spareArenas.length < SPARE_ARENAS_MAX) this.spareArenas.push(Buffer.from(mem));
+  }
+
+  /** A view of an arena handed to a reader, who may keep it: that arena is never reused. */
+  private lend(view: Buffer): Buffer {
+    this.lentArenas.add(view.buffer);
+    return view;
   }
 
   /**
@@ -534,7 +567,7 @@ export class CommitLog {
       const e = c[i]!;
       if (offset >= e.start) {
         const from = offset - e.start;
-        return from + length <= e.buf.length ? e.buf.subarray(from, from + length) : undefined;
+        return from + length <= e.buf.length ? this.lend(e.buf.subarray(from, from + length)) : undefined;
       }
     }
     return undefined;
@@ -548,6 +581,19 @@ export class CommitLog {
   async readSequential(offset: number, length: number): Promise<Buffer> {
     const end = Math.min(offset + length, this.written);
     if (end <= offset) return Buffer.alloc(0);
+    const view = this.sequentialView(offset, length);
+    if (view) return this.lend(view);
+    return this.readFromDisk(offset, end - offset);
+  }
+
+  /**
+   * `readSequential`'s cached case, synchronous and for a reader that uses the view at once and
+   * does not keep it (the dispatcher): the view is valid only until control returns to the event
+   * loop, after which its arena may take new records. Undefined if the start is not cached.
+   */
+  sequentialView(offset: number, length: number): Buffer | undefined {
+    const end = Math.min(offset + length, this.written);
+    if (end <= offset) return undefined;
     const c = this.cache;
     if (c.length > 0 && offset >= c[0]!.start) {
       for (let i = c.length - 1; i >= 0; i--) {
@@ -560,7 +606,7 @@ export class CommitLog {
         }
       }
     }
-    return this.readFromDisk(offset, end - offset);
+    return undefined;
   }
 
   /** Reads from the segment file, ignoring the written offset (recovery scans with it). */
@@ -586,7 +632,7 @@ export class CommitLog {
     for (let i = c.length - 1; i >= 0; i--) {
       const e = c[i]!;
       if (offset >= e.start) {
-        if (end <= e.start + e.buf.length) return e.buf.subarray(offset - e.start, end - e.start);
+        if (end <= e.start + e.buf.length) return this.lend(e.buf.subarray(offset - e.start, end - e.start));
         // Spans entries: gather.
         const parts: Buffer[] = [];
         let pos = offset;

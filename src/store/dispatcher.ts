@@ -190,7 +190,11 @@ export class Dispatcher {
     const seg = this.log.segmentFor(this.offset);
     if (!seg) return false;
     const want = Math.min(limit, seg.base + seg.capacity) - this.offset;
-    let buf = await this.log.readSequential(this.offset, Math.min(want, this.opts.readChunkBytes));
+    // A cached view is used at once and dropped: this round is synchronous from here on (but for
+    // the rare oversized record, which is read anew), so the view cannot outlive its arena's use.
+    const chunk = Math.min(want, this.opts.readChunkBytes);
+    let buf =
+      this.log.sequentialView(this.offset, chunk) ?? (await this.log.readSequential(this.offset, chunk));
     let pos = 0;
     while (pos < buf.length) {
       const r = decodeRecord(buf, pos, {
