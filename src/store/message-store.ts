@@ -214,7 +214,11 @@ interface TombstoneFile {
 const queueKey = (topic: string, queueId: number) => `${topic}\u0000${queueId}`;
 
 export class MessageStore {
-  private readonly queueOffsets = new Map<string, number>();
+  /**
+   * The next queue offset of every queue, by topic and then queue id: no key string is built per
+   * append (queue ids are small integers).
+   */
+  private readonly queueOffsets = new Map<string, number[]>();
   /** Backlog blocks shared by queue reads (read-cache.ts). */
   readonly readCache: ReadAheadCache;
   /** Consume-queue units read ahead for each queue's next read (read-cache.ts). */
@@ -360,7 +364,7 @@ export class MessageStore {
     const blocked = dispatcher.blockedReason();
     if (blocked) throw new TsmqError('CORRUPT_RECORD', `recovery could not re-dispatch the log: ${blocked}`);
     await cqs.correctAllMinOffsets(log.minOffset());
-    for (const cq of cqs.all()) store.queueOffsets.set(queueKey(cq.topic, cq.queueId), cq.maxOffset());
+    for (const cq of cqs.all()) store.setNextQueueOffset(cq.topic, cq.queueId, cq.maxOffset());
     await cqs.flushAll();
     await index.flush();
 
@@ -495,8 +499,16 @@ export class MessageStore {
       // Prepared and rolled-back halves never enter a consume queue, so they take no queue offset.
       const counted =
         tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE;
-      const key = counted ? queueKey(msg.topic, msg.queueId) : '';
-      const queueOffset = counted ? (this.queueOffsets.get(key) ?? 0) : 0;
+      let offsets: number[] | undefined;
+      let queueOffset = 0;
+      if (counted) {
+        offsets = this.queueOffsets.get(msg.topic);
+        if (offsets === undefined) {
+          offsets = [];
+          this.queueOffsets.set(msg.topic, offsets);
+        }
+        queueOffset = offsets[msg.queueId] ?? 0;
+      }
       const storeTimestamp = this.opts.clock.now();
       // WAIT=false (waitStoreMsgOK off) only matters when a flush is awaited.
       const wait =
@@ -514,7 +526,7 @@ export class MessageStore {
         reject,
         result,
       );
-      if (counted) this.queueOffsets.set(key, queueOffset + 1);
+      if (offsets !== undefined) offsets[msg.queueId] = queueOffset + 1;
       result.physicalOffset = phys;
     });
   }
@@ -522,7 +534,16 @@ export class MessageStore {
   // ---------------------------------------------------------------- read path
 
   maxOffsetInQueue(topic: string, queueId: number): number {
-    return this.queueOffsets.get(queueKey(topic, queueId)) ?? 0;
+    return this.queueOffsets.get(topic)?.[queueId] ?? 0;
+  }
+
+  private setNextQueueOffset(topic: string, queueId: number, next: number): void {
+    let offsets = this.queueOffsets.get(topic);
+    if (offsets === undefined) {
+      offsets = [];
+      this.queueOffsets.set(topic, offsets);
+    }
+    offsets[queueId] = next;
   }
 
   /** The highest offset consumers can read now (dispatched), which can trail maxOffsetInQueue. */
@@ -855,9 +876,7 @@ export class MessageStore {
     // start again at 0 and whose dispatch waits until the old queues are gone.
     this.dispatcher.beginDeletion(topic, this.commitLog.appendedOffset());
     this.unitAhead.forgetTopic(topic);
-    for (const k of [...this.queueOffsets.keys()]) {
-      if (k.startsWith(`${topic}\u0000`)) this.queueOffsets.delete(k);
-    }
+    this.queueOffsets.delete(topic);
     const release = await this.dispatcher.hold();
     try {
       const tombstones = this.dispatcher.tombstones;
