@@ -171,6 +171,11 @@ function put32(b: Buffer, p: number, v: number): void {
   b[p + 3] = v;
 }
 
+/** The 64-bit big-endian integer at `at` of a DataView (exact while a safe integer). */
+function getI64(view: DataView<ArrayBufferLike>, at: number): number {
+  return view.getInt32(at) * TWO_32 + view.getUint32(at + 4);
+}
+
 /** A 64-bit integer (a safe integer), big-endian, at `at` of a DataView. */
 function setI64(view: DataView<ArrayBufferLike>, at: number, v: number): void {
   const hi = Math.floor(v / TWO_32);
@@ -1003,19 +1008,71 @@ function bytesEqual(buf: Buffer, at: number, len: number, key: Buffer): boolean 
   return true;
 }
 
+/** 31^1..31^4 modulo 2^32, for hashing four characters at a time. */
+const P31_2 = 961;
+const P31_3 = 29791;
+const P31_4 = 923521;
+/** Bytes below 3 are the property separators 1 and 2 (and 0, never in a valid record). */
+const SEPARATOR_LIMIT = 0x03030303;
+
+/** Whether one of the four bytes of `w` is below 3 (exact for any word; see "hasless"). */
+function hasSeparatorByte(w: number): boolean {
+  return ((w - SEPARATOR_LIMIT) & ~w & 0x80808080) !== 0;
+}
+
+/** Index of the first `code` byte at or after `from`, or `end`; skips 4 bytes a step. */
+function findByte(
+  buf: Buffer,
+  view: DataView<ArrayBufferLike>,
+  from: number,
+  end: number,
+  code: number,
+): number {
+  let i = from;
+  while (i + 4 <= end && !hasSeparatorByte(view.getInt32(i))) i += 4;
+  while (i < end && buf[i] !== code) i++;
+  return i;
+}
+
 /**
- * Java's String.hashCode continued from `h` over the text of buf[from, to): over the bytes while
- * they are ASCII (one byte is then one UTF-16 code unit), over the decoded string otherwise.
+ * Java's String.hashCode continued from `h` over the value at buf[from, ...) that ends at the next
+ * \u0002 (or `end`): over the bytes, four at a time, while they are ASCII (one byte is then one
+ * UTF-16 code unit), over the decoded string otherwise. Returns the hash; `valueEnd` is set to
+ * where the value ends.
  */
-function javaHashOfUtf8(buf: Buffer, from: number, to: number, h: number): number {
+function hashValue(
+  buf: Buffer,
+  view: DataView<ArrayBufferLike>,
+  from: number,
+  end: number,
+  h: number,
+): number {
   let x = h;
-  for (let i = from; i < to; i++) {
+  let high = 0;
+  let i = from;
+  for (; i + 4 <= end; i += 4) {
+    const w = view.getInt32(i);
+    if (hasSeparatorByte(w)) break;
+    high |= w;
+    x =
+      (Math.imul(x, P31_4) +
+        Math.imul(w >>> 24, P31_3) +
+        Math.imul((w >>> 16) & 0xff, P31_2) +
+        ((w >>> 8) & 0xff) * 31 +
+        (w & 0xff)) |
+      0;
+  }
+  for (; i < end; i++) {
     const c = buf[i]!;
-    if (c >= 0x80) return javaHashContinue(buf.toString('utf8', from, to), h);
+    if (c === PS_CODE) break;
+    high |= c;
     x = (Math.imul(x, 31) + c) | 0;
   }
+  valueEnd = i;
+  if ((high & 0x80808080) !== 0) x = javaHashContinue(buf.toString('utf8', from, i), h);
   return x;
 }
+let valueEnd = 0;
 
 function javaHashContinue(s: string, h: number): number {
   let x = h;
@@ -1030,22 +1087,23 @@ function javaHashContinue(s: string, h: number): number {
  * it hashes (TAGS, UNIQ_KEY) are hashed from their bytes.
  */
 export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: DispatchInfo): void {
-  const sysFlag = readI32(buf, pos + 36);
+  const view = dataViewOf(buf);
+  const sysFlag = view.getInt32(pos + 36);
   const bornHostLen = (sysFlag & SysFlag.BORNHOST_V6) !== 0 ? 20 : 8;
   const storeHostLen = (sysFlag & SysFlag.STOREHOST_V6) !== 0 ? 20 : 8;
   const bodyLenAt = pos + BODYLEN_AT + (bornHostLen - 8) + (storeHostLen - 8);
-  const topicLenAt = bodyLenAt + 4 + readI32(buf, bodyLenAt);
-  const v2 = readI32(buf, pos + 4) === MAGIC_V2;
-  const topicLen = v2 ? (buf[topicLenAt]! << 8) | buf[topicLenAt + 1]! : buf[topicLenAt]!;
+  const topicLenAt = bodyLenAt + 4 + view.getInt32(bodyLenAt);
+  const v2 = view.getInt32(pos + 4) === MAGIC_V2;
+  const topicLen = v2 ? view.getUint16(topicLenAt) : buf[topicLenAt]!;
   const topicAt = topicLenAt + (v2 ? 2 : 1);
   const propAt = topicAt + topicLen + 2;
   const end = pos + size;
   out.size = size;
-  out.queueId = readI32(buf, pos + 12);
-  out.queueOffset = readI64(buf, pos + 20);
-  out.physicalOffset = readI64(buf, pos + 28);
+  out.queueId = view.getInt32(pos + 12);
+  out.queueOffset = getI64(view, pos + 20);
+  out.physicalOffset = getI64(view, pos + 28);
   out.sysFlag = sysFlag;
-  out.storeTimestamp = readI64(buf, pos + 48 + bornHostLen);
+  out.storeTimestamp = getI64(view, pos + 48 + bornHostLen);
   if (!bytesEqual(buf, topicAt, topicLen, lastTopicBytes)) {
     lastTopic = buf.toString('utf8', topicAt, topicAt + topicLen);
     lastTopicBytes = Buffer.from(buf.subarray(topicAt, topicAt + topicLen));
@@ -1066,25 +1124,26 @@ export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: Di
   // key \u0001 value \u0002 ... : find each pair's bounds, compare keys by bytes.
   let k = propAt;
   while (k < end) {
-    let sep = k;
-    while (sep < end && buf[sep] !== NV_CODE) sep++;
+    const sep = findByte(buf, view, k, end, NV_CODE);
     if (sep >= end) break;
-    let v = sep + 1;
-    while (v < end && buf[v] !== PS_CODE) v++;
     const klen = sep - k;
-    if (klen === 4) {
-      if (bytesEqual(buf, k, 4, KEY_TAGS)) {
-        out.tagsAt = sep + 1;
-        out.tagsEnd = v;
-        out.tagsHash = javaHashOfUtf8(buf, sep + 1, v, 0);
-      } else if (bytesEqual(buf, k, 4, KEY_KEYS)) {
+    let v: number;
+    if (klen === 4 && bytesEqual(buf, k, 4, KEY_TAGS)) {
+      out.tagsHash = hashValue(buf, view, sep + 1, end, 0);
+      v = valueEnd;
+      out.tagsAt = sep + 1;
+      out.tagsEnd = v;
+    } else if (klen === 8 && bytesEqual(buf, k, 8, KEY_UNIQ)) {
+      out.uniqIndexKeyHash = hashValue(buf, view, sep + 1, end, lastTopicKeyHash);
+      v = valueEnd;
+      out.uniqKeyAt = sep + 1;
+      out.uniqKeyEnd = v;
+    } else {
+      v = findByte(buf, view, sep + 1, end, PS_CODE);
+      if (klen === 4 && bytesEqual(buf, k, 4, KEY_KEYS)) {
         out.keysAt = sep + 1;
         out.keysEnd = v;
       }
-    } else if (klen === 8 && bytesEqual(buf, k, 8, KEY_UNIQ)) {
-      out.uniqKeyAt = sep + 1;
-      out.uniqKeyEnd = v;
-      out.uniqIndexKeyHash = javaHashOfUtf8(buf, sep + 1, v, lastTopicKeyHash);
     }
     k = v + 1;
   }

@@ -860,6 +860,15 @@ test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrenc
     ['KEYS\u0001ключ 鍵\u0002TAGS\u0001ünï\u0002', { keys: 'ключ 鍵', tags: 'ünï' }],
     ['TAGSX\u0001no\u0002UNIQ_KE\u0001no\u0002', {}],
     ['UNIQ_KEY\u0001ид-7F00\u0002TAGS\u0001\u0002', { uniq: 'ид-7F00', tags: '' }],
+    // Values long enough to be scanned and hashed four bytes at a time, separators at any byte.
+    [
+      'TAGS\u0001TagWithALongName\u0002UNIQ_KEY\u00017F000001000000000000000000ABCDE\u0002KEYS\u0001k1 k2 k3\u0002',
+      { tags: 'TagWithALongName', uniq: '7F000001000000000000000000ABCDE', keys: 'k1 k2 k3' },
+    ],
+    [
+      'LONGERKEY1\u0001some value\u0002TAGS\u0001ab\u0001cdefghi\u0002UNIQ_KEY\u0001ABCDEFGé\u0002',
+      { tags: 'ab\u0001cdefghi', uniq: 'ABCDEFGé' },
+    ],
   ];
   for (const [props, want] of cases) {
     for (const crc of [false, true]) {
