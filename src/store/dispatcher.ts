@@ -15,12 +15,15 @@
  */
 import { javaStringHashCode } from '../common/java-hash.js';
 import {
+  type DecodeOptions,
+  type DecodeResult,
   type DispatchInfo,
-  decodeRecord,
   dispatchProperties,
   getProperty,
+  locateRecord,
   MessageProperty,
   newDispatchInfo,
+  newRecordLayout,
   readDispatchInfo,
   SysFlag,
   transactionType,
@@ -31,6 +34,9 @@ import { indexKeyHashOf } from './index-file.js';
 import type { IndexService } from './index-service.js';
 
 /** What listeners learn about each dispatched message. */
+/** Stands for "a valid record" where `locateRecord` answers undefined. */
+const VALID: DecodeResult = { kind: 'valid', size: 0 };
+
 export interface DispatchedMessage {
   topic: string;
   queueId: number;
@@ -196,15 +202,15 @@ export class Dispatcher {
     let buf =
       this.log.sequentialView(this.offset, chunk) ?? (await this.log.readSequential(this.offset, chunk));
     let pos = 0;
+    const check = this.check;
+    check.maxRecordBytes = this.opts.maxRecordBytes;
     while (pos < buf.length) {
-      const r = decodeRecord(buf, pos, {
-        checkCrc: false,
-        expectedPhysicalOffset: this.offset,
-        maxRecordBytes: this.opts.maxRecordBytes,
-        validateOnly: true,
-      });
-      if (r.kind === 'valid') {
-        readDispatchInfo(buf, pos, r.size, this.info);
+      // Framing only (the CRCs guard reads, not dispatch); no result object for a valid record.
+      check.expectedPhysicalOffset = this.offset;
+      const r = locateRecord(buf, pos, check, this.layout) ?? VALID;
+      if (r === VALID) {
+        const size = this.layout.totalSize;
+        readDispatchInfo(buf, pos, size, this.info);
         const pending = this.deleting.get(this.info.topic);
         if (pending !== undefined && this.info.physicalOffset >= pending) {
           // A message of the topic's next life: it waits until the old queues are gone.
@@ -217,8 +223,8 @@ export class Dispatcher {
           this.blocked = `dispatching the record at commit-log offset ${this.offset} failed: ${(e as Error).message}`;
           return false;
         }
-        pos += r.size;
-        this.offset += r.size;
+        pos += size;
+        this.offset += size;
       } else if (r.kind === 'blank') {
         // The rest of this segment is padding: go to the next segment.
         this.offset = this.log.nextSegmentStart(this.offset);
@@ -261,6 +267,12 @@ export class Dispatcher {
   }
 
   private readonly info = newDispatchInfo();
+  private readonly layout = newRecordLayout();
+  private readonly check = {
+    checkCrc: false,
+    expectedPhysicalOffset: 0,
+    maxRecordBytes: 0,
+  } satisfies DecodeOptions;
 
   private dispatchOne(rec: DispatchInfo): void {
     if (this.tombstones.size > 0) {
