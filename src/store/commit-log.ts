@@ -74,15 +74,20 @@ interface Segment {
   ready: Promise<void>;
 }
 
-interface Waiter {
+/**
+ * Whoever waits for an append: told once its bytes are written (or flushed), or that they never
+ * will be. The store's put result is its own waiter, so an append in flight costs one object.
+ */
+export interface AppendWaiter {
+  /** Where the record ends in the log (set by `append`). */
   end: number;
-  /** Needs the bytes to be flushed, not only written, before resolving. */
+  /** Needs the bytes to be flushed, not only written (set by `append`). */
   durable: boolean;
-  resolve: (value: unknown) => void;
-  reject: (e: unknown) => void;
-  /** What `resolve` is called with. */
-  value: unknown;
+  appendDone(): void;
+  appendFailed(e: unknown): void;
 }
+
+type Waiter = AppendWaiter;
 
 interface Batch {
   segment: Segment;
@@ -246,8 +251,8 @@ export class CommitLog {
   /**
    * Reserves the next offset for `rec`, encodes it and returns its physical offset. Synchronous:
    * no other append can interleave, and the caller assigns queue offsets in the same turn.
-   * `resolve(value)` is called once the record is written (ASYNC flush, or `durable` false) or
-   * flushed (SYNC flush); `reject` if the write or flush fails.
+   * `waiter.appendDone()` is called once the record is written (ASYNC flush, or `durable` false)
+   * or flushed (SYNC flush); `appendFailed` if the write or flush fails.
    */
   append(
     rec: PreparedRecord,
@@ -255,9 +260,7 @@ export class CommitLog {
     storeTimestamp: number,
     storeHost: Buffer,
     durable: boolean,
-    resolve: (value: unknown) => void,
-    reject: (e: unknown) => void,
-    value: unknown,
+    waiter: AppendWaiter,
   ): number {
     this.checkWritable();
     const size = rec.size;
@@ -281,13 +284,9 @@ export class CommitLog {
     batch.end += size;
     this.arenaPos += size;
     this.appended += size;
-    batch.waiters.push({
-      end: this.appended,
-      durable: durable && this.opts.flushMode === 'SYNC',
-      resolve,
-      reject,
-      value,
-    });
+    waiter.end = this.appended;
+    waiter.durable = durable && this.opts.flushMode === 'SYNC';
+    batch.waiters.push(waiter);
     this.scheduleWrite();
     return physicalOffset;
   }
@@ -369,7 +368,7 @@ export class CommitLog {
       const batch = this.sealed.shift();
       if (!batch) return;
       if (this.failure) {
-        for (const w of batch.waiters) w.reject(this.failure);
+        for (const w of batch.waiters) w.appendFailed(this.failure);
         continue;
       }
       const entry: InflightWrite = { batch, settled: false, failed: false, error: undefined };
@@ -407,7 +406,7 @@ export class CommitLog {
       const { batch, failed, error } = this.inflight.shift()!;
       if (failed) this.fail('write', error);
       if (this.failure) {
-        for (const w of batch.waiters) w.reject(this.failure);
+        for (const w of batch.waiters) w.appendFailed(this.failure);
         continue;
       }
       const chunk = batch.arena.subarray(batch.begin, batch.end);
@@ -419,7 +418,7 @@ export class CommitLog {
           this.flushWaiters.push(w);
           needFlush = true;
         } else {
-          w.resolve(w.value);
+          w.appendDone();
         }
       }
       this.onWritten(this.written);
@@ -434,7 +433,7 @@ export class CommitLog {
   private kickFlush(): void {
     if (this.failure) {
       // Nothing will flush any more: whoever still waits learns it now.
-      for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+      for (const w of this.flushWaiters.splice(0)) w.appendFailed(this.failure);
       return;
     }
     if (this.flushing) return;
@@ -462,14 +461,14 @@ export class CommitLog {
         let n = 0;
         while (n < this.flushWaiters.length && this.flushWaiters[n]!.end <= target) n++;
         const done = this.flushWaiters.splice(0, n);
-        for (const w of done) w.resolve(w.value);
+        for (const w of done) w.appendDone();
         this.onFlushed(this.flushed);
       }
     } finally {
       this.flushing = false;
     }
     if (this.failure) {
-      for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+      for (const w of this.flushWaiters.splice(0)) w.appendFailed(this.failure);
     } else if (this.flushWaiters.length > 0 && this.written > this.flushed) {
       this.kickFlush();
     }
@@ -483,7 +482,7 @@ export class CommitLog {
       `commit-log ${what} failed (${msg}); the store refuses appends until it is restarted`,
       { cause },
     );
-    for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+    for (const w of this.flushWaiters.splice(0)) w.appendFailed(this.failure);
   }
 
   /** Waits until everything appended so far is written and flushed. */
@@ -492,13 +491,7 @@ export class CommitLog {
     if (this.appended === this.flushed) return;
     const target = this.appended;
     await new Promise<void>((resolve, reject) => {
-      this.flushWaiters.push({
-        end: target,
-        durable: true,
-        resolve: () => resolve(),
-        reject,
-        value: undefined,
-      });
+      this.flushWaiters.push({ end: target, durable: true, appendDone: resolve, appendFailed: reject });
       // The waiter sits in flushWaiters directly; make sure writes and a flush happen.
       this.scheduleWrite();
       if (this.written >= target) this.kickFlush();

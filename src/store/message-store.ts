@@ -33,7 +33,7 @@ import {
   transactionType,
 } from '../message/index.js';
 import { Checkpoint } from './checkpoint.js';
-import { CommitLog, type FlushMode } from './commit-log.js';
+import { type AppendWaiter, CommitLog, type FlushMode } from './commit-log.js';
 import { unitAt } from './consume-queue.js';
 import { ConsumeQueueStore } from './consume-queue-store.js';
 import { type DispatchedMessage, Dispatcher } from './dispatcher.js';
@@ -190,19 +190,37 @@ const READ_CACHE_BLOCK_BYTES = 512 * 1024;
 /** Consume-queue units read per call for a queue read (20 bytes each), the rest kept for the next. */
 const UNIT_READ_AHEAD = 512;
 
-/** A PutResult whose offsetMsgId is built only when asked for. */
-class StoredMessage implements PutResult {
+/**
+ * A PutResult whose offsetMsgId is built only when asked for. It is also the append's waiter in
+ * the commit log, which settles the put's promise with it: one object per append in flight.
+ */
+class StoredMessage implements PutResult, AppendWaiter {
   physicalOffset = 0;
+  end = 0;
+  durable = false;
   private msgId: string | undefined;
+  readonly #resolve: (r: PutResult) => void;
+  readonly #reject: (e: unknown) => void;
   constructor(
     private readonly storeHost: HostAddress,
     readonly queueOffset: number,
     readonly size: number,
     readonly storeTimestamp: number,
-  ) {}
+    resolve: (r: PutResult) => void,
+    reject: (e: unknown) => void,
+  ) {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
   get offsetMsgId(): string {
     this.msgId ??= createOffsetMsgId(this.storeHost, this.physicalOffset);
     return this.msgId;
+  }
+  appendDone(): void {
+    this.#resolve(this);
+  }
+  appendFailed(e: unknown): void {
+    this.#reject(e);
   }
 }
 
@@ -515,17 +533,15 @@ export class MessageStore {
         this.opts.flushMode === 'ASYNC' || !msg.properties
           ? true
           : getProperty(msg.properties, MessageProperty.WAIT) !== 'false';
-      const result = new StoredMessage(this.opts.storeHost, queueOffset, p.size, storeTimestamp);
-      const phys = this.commitLog.append(
-        p,
+      const result = new StoredMessage(
+        this.opts.storeHost,
         queueOffset,
+        p.size,
         storeTimestamp,
-        this.storeHostBytes,
-        wait,
-        resolve as (v: unknown) => void,
+        resolve,
         reject,
-        result,
       );
+      const phys = this.commitLog.append(p, queueOffset, storeTimestamp, this.storeHostBytes, wait, result);
       if (offsets !== undefined) offsets[msg.queueId] = queueOffset + 1;
       result.physicalOffset = phys;
     });
