@@ -944,7 +944,9 @@ export class RecordStreamDecoder {
 /**
  * What the dispatcher needs of a record; filled in place to avoid an allocation per record.
  * The properties it uses are kept as positions in `buf` and hashed straight from the bytes: the
- * strings (`tags`, `keys`, `uniqKey`) are only built when asked for.
+ * strings (`tags`, `keys`, `uniqKey`) are only built when asked for. `buf` may be a view of the
+ * commit log's write memory, valid only while the record is being dispatched: read what you need
+ * then, never later.
  */
 export class DispatchInfo {
   size = 0;
