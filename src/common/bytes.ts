@@ -15,3 +15,8 @@ export function dataViewOf(buf: Uint8Array): DataView<ArrayBufferLike> {
   }
   return lastView;
 }
+
+/** The kept view if it is `buf`'s, else undefined (making one does not pay for a short range). */
+export function keptDataViewOf(buf: Uint8Array): DataView<ArrayBufferLike> | undefined {
+  return buf === lastBuf ? lastView : undefined;
+}

@@ -4,7 +4,7 @@
  * ~100-byte regions the record CRC covers; this "slicing by 8" loop has no call or allocation
  * overhead and can continue a CRC across several ranges. Results equal zlib.crc32.
  */
-import { dataViewOf } from './bytes.js';
+import { keptDataViewOf } from './bytes.js';
 
 const T = (() => {
   const t = new Int32Array(8 * 256);
@@ -25,15 +25,21 @@ const T = (() => {
 
 /** CRC-32 of buf[start, end), continuing from `crc` (the unsigned result of an earlier call). */
 export function crc32Range(buf: Uint8Array, start: number, end: number, crc = 0): number {
-  // Words are read through a DataView: one load per 4 bytes instead of four.
-  const view = dataViewOf(buf);
+  // Words are read through a DataView (one load per 4 bytes instead of four) when one is at hand:
+  // the writer's arena has one; making one for each record a reader checks would cost more.
+  const view = keptDataViewOf(buf);
   let c = ~crc;
   let i = start;
-  const stop = end;
   // Eight bytes a step: table k maps a byte k positions before the end of the step.
-  for (; i + 8 <= stop; i += 8) {
-    c ^= view.getInt32(i, true);
-    const d = view.getInt32(i + 4, true);
+  for (; i + 8 <= end; i += 8) {
+    let d: number;
+    if (view !== undefined) {
+      c ^= view.getInt32(i, true);
+      d = view.getInt32(i + 4, true);
+    } else {
+      c ^= buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24);
+      d = buf[i + 4]! | (buf[i + 5]! << 8) | (buf[i + 6]! << 16) | (buf[i + 7]! << 24);
+    }
     c =
       T[1792 + (c & 0xff)]! ^
       T[1536 + ((c >>> 8) & 0xff)]! ^
@@ -44,6 +50,6 @@ export function crc32Range(buf: Uint8Array, start: number, end: number, crc = 0)
       T[256 + ((d >>> 16) & 0xff)]! ^
       T[d >>> 24]!;
   }
-  for (; i < stop; i++) c = T[(c ^ view.getUint8(i)) & 0xff]! ^ (c >>> 8);
+  for (; i < end; i++) c = T[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }
