@@ -100,6 +100,14 @@ interface Batch {
 }
 
 const ARENA_BYTES = 4 * 1024 * 1024;
+
+/** A stretch of written log in the tail cache: a view of one arena. */
+interface CacheEntry {
+  start: number;
+  buf: Buffer;
+  /** A reader was given a view of it (see `lend`). */
+  lent: boolean;
+}
 /**
  * Arenas kept for reuse once their bytes have left the tail cache, if no reader was ever given a
  * view of them: a fresh arena costs a page fault (and the kernel zeroing a page) every 4 KiB.
@@ -142,7 +150,7 @@ export class CommitLog {
   private closed = false;
 
   /** Contiguous written chunks, oldest first, for reads without a syscall. */
-  private readonly cache: Array<{ start: number; buf: Buffer }> = [];
+  private readonly cache: CacheEntry[] = [];
   private cacheBytes = 0;
 
   /** Called after each completed write with the new written offset. */
@@ -510,12 +518,13 @@ export class CommitLog {
       // Same arena, adjacent: widen the view instead of adding an entry.
       last.buf = Buffer.from(buf.buffer, last.buf.byteOffset, last.buf.length + buf.length);
     } else {
-      this.cache.push({ start, buf });
+      this.cache.push({ start, buf, lent: false });
     }
     this.cacheBytes += buf.length;
     while (this.cacheBytes > this.opts.tailCacheBytes && this.cache.length > 1) {
       const old = this.cache.shift()!;
       this.cacheBytes -= old.buf.length;
+      if (old.lent) this.lentArenas.add(old.buf.buffer);
       this.retireArena(old.buf.buffer);
     }
   }
@@ -533,10 +542,25 @@ export class CommitLog {
     if (this.spareArenas.length < SPARE_ARENAS_MAX) this.spareArenas.push(Buffer.from(mem));
   }
 
-  /** A view of an arena handed to a reader, who may keep it: that arena is never reused. */
-  private lend(view: Buffer): Buffer {
-    this.lentArenas.add(view.buffer);
+  /**
+   * A view of a cache entry handed to a reader, who may keep it: that entry's arena is never
+   * reused. Marked on the entry (cheap, once per record read) and carried over to the arena when
+   * the entry leaves the cache.
+   */
+  private lend(e: CacheEntry, view: Buffer): Buffer {
+    e.lent = true;
     return view;
+  }
+
+  /** The cache entry holding `offset`, if any. Newest entries are the likeliest: search from the back. */
+  private entryAt(offset: number): CacheEntry | undefined {
+    const c = this.cache;
+    if (c.length === 0 || offset < c[0]!.start) return undefined;
+    for (let i = c.length - 1; i >= 0; i--) {
+      const e = c[i]!;
+      if (offset >= e.start) return offset < e.start + e.buf.length ? e : undefined;
+    }
+    return undefined;
   }
 
   /**
@@ -554,16 +578,10 @@ export class CommitLog {
 
   /** A zero-copy view of [offset, offset + length) if the tail cache holds all of it. */
   cachedView(offset: number, length: number): Buffer | undefined {
-    const c = this.cache;
-    if (c.length === 0 || offset < c[0]!.start) return undefined;
-    for (let i = c.length - 1; i >= 0; i--) {
-      const e = c[i]!;
-      if (offset >= e.start) {
-        const from = offset - e.start;
-        return from + length <= e.buf.length ? this.lend(e.buf.subarray(from, from + length)) : undefined;
-      }
-    }
-    return undefined;
+    const e = this.entryAt(offset);
+    if (!e) return undefined;
+    const from = offset - e.start;
+    return from + length <= e.buf.length ? this.lend(e, e.buf.subarray(from, from + length)) : undefined;
   }
 
   /**
@@ -574,8 +592,9 @@ export class CommitLog {
   async readSequential(offset: number, length: number): Promise<Buffer> {
     const end = Math.min(offset + length, this.written);
     if (end <= offset) return Buffer.alloc(0);
-    const view = this.sequentialView(offset, length);
-    if (view) return this.lend(view);
+    const e = this.entryAt(offset);
+    if (e)
+      return this.lend(e, e.buf.subarray(offset - e.start, Math.min(end, e.start + e.buf.length) - e.start));
     return this.readFromDisk(offset, end - offset);
   }
 
@@ -587,19 +606,8 @@ export class CommitLog {
   sequentialView(offset: number, length: number): Buffer | undefined {
     const end = Math.min(offset + length, this.written);
     if (end <= offset) return undefined;
-    const c = this.cache;
-    if (c.length > 0 && offset >= c[0]!.start) {
-      for (let i = c.length - 1; i >= 0; i--) {
-        const e = c[i]!;
-        if (offset >= e.start) {
-          if (offset < e.start + e.buf.length) {
-            return e.buf.subarray(offset - e.start, Math.min(end, e.start + e.buf.length) - e.start);
-          }
-          break;
-        }
-      }
-    }
-    return undefined;
+    const e = this.entryAt(offset);
+    return e?.buf.subarray(offset - e.start, Math.min(end, e.start + e.buf.length) - e.start);
   }
 
   /** Reads from the segment file, ignoring the written offset (recovery scans with it). */
@@ -625,7 +633,8 @@ export class CommitLog {
     for (let i = c.length - 1; i >= 0; i--) {
       const e = c[i]!;
       if (offset >= e.start) {
-        if (end <= e.start + e.buf.length) return this.lend(e.buf.subarray(offset - e.start, end - e.start));
+        if (end <= e.start + e.buf.length)
+          return this.lend(e, e.buf.subarray(offset - e.start, end - e.start));
         // Spans entries: gather.
         const parts: Buffer[] = [];
         let pos = offset;
