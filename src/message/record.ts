@@ -75,6 +75,7 @@
  * to clients, as in RocketMQ with enabledAppendPropCRC.
  */
 import { crc32 } from 'node:zlib';
+import { dataViewOf } from '../common/bytes.js';
 import { crc32Range } from '../common/crc32.js';
 import { assert, TsmqError } from '../common/errors.js';
 import type { HostAddress } from '../common/types.js';
@@ -170,10 +171,16 @@ function put32(b: Buffer, p: number, v: number): void {
   b[p + 3] = v;
 }
 
-function put64(b: Buffer, p: number, v: number): void {
+/** The 64-bit big-endian integer at `at` of a DataView (exact while a safe integer). */
+function getI64(view: DataView<ArrayBufferLike>, at: number): number {
+  return view.getInt32(at) * TWO_32 + view.getUint32(at + 4);
+}
+
+/** A 64-bit integer (a safe integer), big-endian, at `at` of a DataView. */
+function setI64(view: DataView<ArrayBufferLike>, at: number, v: number): void {
   const hi = Math.floor(v / TWO_32);
-  put32(b, p, hi);
-  put32(b, p + 4, v - hi * TWO_32);
+  view.setInt32(at, hi);
+  view.setInt32(at + 4, v - hi * TWO_32);
 }
 
 function readI32(b: Buffer, p: number): number {
@@ -412,23 +419,25 @@ export function writeRecord(
     );
   }
   const msg = rec.msg;
-  put32(target, pos, size);
-  put32(target, pos + 4, MAGIC_V1);
-  put32(target, pos + 8, rec.bodyCrc);
-  put32(target, pos + 12, msg.queueId);
-  put32(target, pos + 16, msg.flag ?? 0);
-  put64(target, pos + 20, queueOffset);
-  put64(target, pos + 28, physicalOffset);
-  put32(target, pos + 36, rec.sysFlag);
-  put64(target, pos + 40, rec.bornTimestamp);
-  let p = pos + 48;
-  p = copySmall(rec.bornHostBytes, target, p);
-  put64(target, p, storeTimestamp);
+  // Fixed fields through a DataView of the target (see bytes.ts).
+  const view = dataViewOf(target);
+  const o = pos;
+  view.setInt32(o, size);
+  view.setInt32(o + 4, MAGIC_V1);
+  view.setInt32(o + 8, rec.bodyCrc);
+  view.setInt32(o + 12, msg.queueId);
+  view.setInt32(o + 16, msg.flag ?? 0);
+  setI64(view, o + 20, queueOffset);
+  setI64(view, o + 28, physicalOffset);
+  view.setInt32(o + 36, rec.sysFlag);
+  setI64(view, o + 40, rec.bornTimestamp);
+  let p = copySmall(rec.bornHostBytes, target, pos + 48);
+  setI64(view, p, storeTimestamp);
   p = copySmall(storeHostBytes, target, p + 8);
-  put32(target, p, msg.reconsumeTimes ?? 0);
-  put64(target, p + 4, msg.preparedTransactionOffset ?? 0);
+  view.setInt32(p, msg.reconsumeTimes ?? 0);
+  setI64(view, p + 4, msg.preparedTransactionOffset ?? 0);
   const body = msg.body;
-  put32(target, p + 12, body.length);
+  view.setInt32(p + 12, body.length);
   p += 16;
   target.set(body, p);
   p += body.length;
@@ -442,13 +451,9 @@ export function writeRecord(
   p += 2;
   const props = rec.properties;
   if (props.length > 0) {
-    if (rec.propertiesAscii && props.length <= 256) {
-      // Short ASCII: a plain loop beats Buffer#write's encoding dispatch.
-      for (let i = 0; i < props.length; i++) target[p + i] = props.charCodeAt(i);
-      p += props.length;
-    } else {
-      p += target.write(props, p, rec.propertiesAscii ? 'latin1' : 'utf8');
-    }
+    // One native copy: cheaper than a charCodeAt loop (each typed-array store costs as much as
+    // the call's overhead spread over a few bytes) once properties pass a dozen bytes.
+    p += target.write(props, p, rec.propertiesAscii ? 'latin1' : 'utf8');
   }
   if (rec.recordCrc) {
     copySmall(RECORD_CRC_PLACEHOLDER, target, p);
@@ -936,41 +941,51 @@ export class RecordStreamDecoder {
 // Dispatch view
 // ---------------------------------------------------------------------------------------------
 
-/** What the dispatcher needs of a record; filled in place to avoid an allocation per record. */
-export interface DispatchInfo {
-  size: number;
-  queueId: number;
-  queueOffset: number;
-  physicalOffset: number;
-  sysFlag: number;
-  storeTimestamp: number;
-  topic: string;
-  /** The TAGS, KEYS and UNIQ_KEY properties (last occurrence wins), or undefined. */
-  tags: string | undefined;
-  keys: string | undefined;
-  uniqKey: string | undefined;
+/**
+ * What the dispatcher needs of a record; filled in place to avoid an allocation per record.
+ * The properties it uses are kept as positions in `buf` and hashed straight from the bytes: the
+ * strings (`tags`, `keys`, `uniqKey`) are only built when asked for. `buf` may be a view of the
+ * commit log's write memory, valid only while the record is being dispatched: read what you need
+ * then, never later.
+ */
+export class DispatchInfo {
+  size = 0;
+  queueId = 0;
+  queueOffset = 0;
+  physicalOffset = 0;
+  sysFlag = 0;
+  storeTimestamp = 0;
+  topic = '';
   /** Where the properties are in `buf`, for `dispatchProperties`. */
-  buf: Buffer;
-  propStart: number;
-  propEnd: number;
+  buf: Buffer = Buffer.alloc(0);
+  propStart = 0;
+  propEnd = 0;
+  /** Value bounds of the TAGS, KEYS and UNIQ_KEY properties in `buf` (last occurrence wins); -1: absent. */
+  tagsAt = -1;
+  tagsEnd = -1;
+  keysAt = -1;
+  keysEnd = -1;
+  uniqKeyAt = -1;
+  uniqKeyEnd = -1;
+  /** Java hashCode of the TAGS value (0 without one): the consume-queue tag code. */
+  tagsHash = 0;
+  /** Java hashCode of `${topic}#${UNIQ_KEY}`, the index key of the unique id (when there is one). */
+  uniqIndexKeyHash = 0;
+
+  /** The TAGS, KEYS and UNIQ_KEY properties, or undefined. */
+  get tags(): string | undefined {
+    return this.tagsAt < 0 ? undefined : this.buf.toString('utf8', this.tagsAt, this.tagsEnd);
+  }
+  get keys(): string | undefined {
+    return this.keysAt < 0 ? undefined : this.buf.toString('utf8', this.keysAt, this.keysEnd);
+  }
+  get uniqKey(): string | undefined {
+    return this.uniqKeyAt < 0 ? undefined : this.buf.toString('utf8', this.uniqKeyAt, this.uniqKeyEnd);
+  }
 }
 
 export function newDispatchInfo(): DispatchInfo {
-  return {
-    size: 0,
-    queueId: 0,
-    queueOffset: 0,
-    physicalOffset: 0,
-    sysFlag: 0,
-    storeTimestamp: 0,
-    topic: '',
-    tags: undefined,
-    keys: undefined,
-    uniqKey: undefined,
-    buf: Buffer.alloc(0),
-    propStart: 0,
-    propEnd: 0,
-  };
+  return new DispatchInfo();
 }
 
 /** The whole properties string of a record read by `readDispatchInfo`. */
@@ -981,6 +996,8 @@ export function dispatchProperties(info: DispatchInfo): string {
 /** Last topic decoded by `readDispatchInfo`, to skip re-decoding a topic that repeats. */
 let lastTopicBytes = Buffer.alloc(0);
 let lastTopic = '';
+/** Java hashCode of `${lastTopic}#`, where the index key of a UNIQ_KEY starts. */
+let lastTopicKeyHash = 0;
 
 // Property keys the dispatcher looks for, as bytes.
 const KEY_TAGS = Buffer.from('TAGS');
@@ -993,53 +1010,142 @@ function bytesEqual(buf: Buffer, at: number, len: number, key: Buffer): boolean 
   return true;
 }
 
+/** 31^1..31^4 modulo 2^32, for hashing four characters at a time. */
+const P31_2 = 961;
+const P31_3 = 29791;
+const P31_4 = 923521;
+/** Bytes below 3 are the property separators 1 and 2 (and 0, never in a valid record). */
+const SEPARATOR_LIMIT = 0x03030303;
+
+/** Whether one of the four bytes of `w` is below 3 (exact for any word; see "hasless"). */
+function hasSeparatorByte(w: number): boolean {
+  return ((w - SEPARATOR_LIMIT) & ~w & 0x80808080) !== 0;
+}
+
+/** Index of the first `code` byte at or after `from`, or `end`; skips 4 bytes a step. */
+function findByte(
+  buf: Buffer,
+  view: DataView<ArrayBufferLike>,
+  from: number,
+  end: number,
+  code: number,
+): number {
+  let i = from;
+  while (i + 4 <= end && !hasSeparatorByte(view.getInt32(i))) i += 4;
+  while (i < end && buf[i] !== code) i++;
+  return i;
+}
+
+/**
+ * Java's String.hashCode continued from `h` over the value at buf[from, ...) that ends at the next
+ * \u0002 (or `end`): over the bytes, four at a time, while they are ASCII (one byte is then one
+ * UTF-16 code unit), over the decoded string otherwise. Returns the hash; `valueEnd` is set to
+ * where the value ends.
+ */
+function hashValue(
+  buf: Buffer,
+  view: DataView<ArrayBufferLike>,
+  from: number,
+  end: number,
+  h: number,
+): number {
+  let x = h;
+  let high = 0;
+  let i = from;
+  for (; i + 4 <= end; i += 4) {
+    const w = view.getInt32(i);
+    if (hasSeparatorByte(w)) break;
+    high |= w;
+    x =
+      (Math.imul(x, P31_4) +
+        Math.imul(w >>> 24, P31_3) +
+        Math.imul((w >>> 16) & 0xff, P31_2) +
+        ((w >>> 8) & 0xff) * 31 +
+        (w & 0xff)) |
+      0;
+  }
+  for (; i < end; i++) {
+    const c = buf[i]!;
+    if (c === PS_CODE) break;
+    high |= c;
+    x = (Math.imul(x, 31) + c) | 0;
+  }
+  valueEnd = i;
+  if ((high & 0x80808080) !== 0) x = javaHashContinue(buf.toString('utf8', from, i), h);
+  return x;
+}
+let valueEnd = 0;
+
+function javaHashContinue(s: string, h: number): number {
+  let x = h;
+  for (let i = 0; i < s.length; i++) x = (Math.imul(x, 31) + s.charCodeAt(i)) | 0;
+  return x;
+}
+
 /**
  * Reads the dispatcher's fields of a record that `decodeRecord` already found valid (call it with
- * `validateOnly` first): no validation here, and strings only for the topic (when it changes)
- * and the three properties the dispatcher uses, found by one scan over the property bytes.
+ * `validateOnly` first): no validation here, and no strings but the topic (when it changes): the
+ * three properties the dispatcher uses are found by one scan over the property bytes, and the two
+ * it hashes (TAGS, UNIQ_KEY) are hashed from their bytes.
  */
 export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: DispatchInfo): void {
-  const sysFlag = readI32(buf, pos + 36);
+  const view = dataViewOf(buf);
+  const sysFlag = view.getInt32(pos + 36);
   const bornHostLen = (sysFlag & SysFlag.BORNHOST_V6) !== 0 ? 20 : 8;
   const storeHostLen = (sysFlag & SysFlag.STOREHOST_V6) !== 0 ? 20 : 8;
   const bodyLenAt = pos + BODYLEN_AT + (bornHostLen - 8) + (storeHostLen - 8);
-  const topicLenAt = bodyLenAt + 4 + readI32(buf, bodyLenAt);
-  const v2 = readI32(buf, pos + 4) === MAGIC_V2;
-  const topicLen = v2 ? (buf[topicLenAt]! << 8) | buf[topicLenAt + 1]! : buf[topicLenAt]!;
+  const topicLenAt = bodyLenAt + 4 + view.getInt32(bodyLenAt);
+  const v2 = view.getInt32(pos + 4) === MAGIC_V2;
+  const topicLen = v2 ? view.getUint16(topicLenAt) : buf[topicLenAt]!;
   const topicAt = topicLenAt + (v2 ? 2 : 1);
   const propAt = topicAt + topicLen + 2;
   const end = pos + size;
   out.size = size;
-  out.queueId = readI32(buf, pos + 12);
-  out.queueOffset = readI64(buf, pos + 20);
-  out.physicalOffset = readI64(buf, pos + 28);
+  out.queueId = view.getInt32(pos + 12);
+  out.queueOffset = getI64(view, pos + 20);
+  out.physicalOffset = getI64(view, pos + 28);
   out.sysFlag = sysFlag;
-  out.storeTimestamp = readI64(buf, pos + 48 + bornHostLen);
+  out.storeTimestamp = getI64(view, pos + 48 + bornHostLen);
   if (!bytesEqual(buf, topicAt, topicLen, lastTopicBytes)) {
     lastTopic = buf.toString('utf8', topicAt, topicAt + topicLen);
     lastTopicBytes = Buffer.from(buf.subarray(topicAt, topicAt + topicLen));
+    lastTopicKeyHash = javaHashContinue(`${lastTopic}#`, 0);
   }
   out.topic = lastTopic;
   out.buf = buf;
   out.propStart = propAt;
   out.propEnd = end;
-  out.tags = undefined;
-  out.keys = undefined;
-  out.uniqKey = undefined;
+  out.tagsAt = -1;
+  out.tagsEnd = -1;
+  out.keysAt = -1;
+  out.keysEnd = -1;
+  out.uniqKeyAt = -1;
+  out.uniqKeyEnd = -1;
+  out.tagsHash = 0;
+  out.uniqIndexKeyHash = 0;
   // key \u0001 value \u0002 ... : find each pair's bounds, compare keys by bytes.
   let k = propAt;
   while (k < end) {
-    let sep = k;
-    while (sep < end && buf[sep] !== NV_CODE) sep++;
+    const sep = findByte(buf, view, k, end, NV_CODE);
     if (sep >= end) break;
-    let v = sep + 1;
-    while (v < end && buf[v] !== PS_CODE) v++;
     const klen = sep - k;
-    if (klen === 4) {
-      if (bytesEqual(buf, k, 4, KEY_TAGS)) out.tags = buf.toString('utf8', sep + 1, v);
-      else if (bytesEqual(buf, k, 4, KEY_KEYS)) out.keys = buf.toString('utf8', sep + 1, v);
+    let v: number;
+    if (klen === 4 && bytesEqual(buf, k, 4, KEY_TAGS)) {
+      out.tagsHash = hashValue(buf, view, sep + 1, end, 0);
+      v = valueEnd;
+      out.tagsAt = sep + 1;
+      out.tagsEnd = v;
     } else if (klen === 8 && bytesEqual(buf, k, 8, KEY_UNIQ)) {
-      out.uniqKey = buf.toString('utf8', sep + 1, v);
+      out.uniqIndexKeyHash = hashValue(buf, view, sep + 1, end, lastTopicKeyHash);
+      v = valueEnd;
+      out.uniqKeyAt = sep + 1;
+      out.uniqKeyEnd = v;
+    } else {
+      v = findByte(buf, view, sep + 1, end, PS_CODE);
+      if (klen === 4 && bytesEqual(buf, k, 4, KEY_KEYS)) {
+        out.keysAt = sep + 1;
+        out.keysEnd = v;
+      }
     }
     k = v + 1;
   }

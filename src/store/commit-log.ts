@@ -74,15 +74,20 @@ interface Segment {
   ready: Promise<void>;
 }
 
-interface Waiter {
+/**
+ * Whoever waits for an append: told once its bytes are written (or flushed), or that they never
+ * will be. The store's put result is its own waiter, so an append in flight costs one object.
+ */
+export interface AppendWaiter {
+  /** Where the record ends in the log (set by `append`). */
   end: number;
-  /** Needs the bytes to be flushed, not only written, before resolving. */
+  /** Needs the bytes to be flushed, not only written (set by `append`). */
   durable: boolean;
-  resolve: (value: unknown) => void;
-  reject: (e: unknown) => void;
-  /** What `resolve` is called with. */
-  value: unknown;
+  appendDone(): void;
+  appendFailed(e: unknown): void;
 }
+
+type Waiter = AppendWaiter;
 
 interface Batch {
   segment: Segment;
@@ -95,6 +100,19 @@ interface Batch {
 }
 
 const ARENA_BYTES = 4 * 1024 * 1024;
+
+/** A stretch of written log in the tail cache: a view of one arena. */
+interface CacheEntry {
+  start: number;
+  buf: Buffer;
+  /** A reader was given a view of it (see `lend`). */
+  lent: boolean;
+}
+/**
+ * Arenas kept for reuse once their bytes have left the tail cache, if no reader was ever given a
+ * view of them: a fresh arena costs a page fault (and the kernel zeroing a page) every 4 KiB.
+ */
+const SPARE_ARENAS_MAX = 2;
 /** Batches being written at once (each in its own libuv thread). */
 const MAX_WRITES_IN_FLIGHT = 2;
 
@@ -115,6 +133,12 @@ export class CommitLog {
 
   private arena: Buffer = Buffer.alloc(0);
   private arenaPos = 0;
+  /** Arenas no batch, cache entry or reader refers to any more, ready to take new records. */
+  private readonly spareArenas: Buffer[] = [];
+  /** Arenas (their memory) of which a reader was given a view: never reused. */
+  private readonly lentArenas = new WeakSet<ArrayBufferLike>();
+  /** Arenas taken from `spareArenas` instead of allocated (a metric). */
+  arenasReused = 0;
   private open: Batch | undefined;
   private readonly sealed: Batch[] = [];
   private readonly inflight: InflightWrite[] = [];
@@ -126,7 +150,7 @@ export class CommitLog {
   private closed = false;
 
   /** Contiguous written chunks, oldest first, for reads without a syscall. */
-  private readonly cache: Array<{ start: number; buf: Buffer }> = [];
+  private readonly cache: CacheEntry[] = [];
   private cacheBytes = 0;
 
   /** Called after each completed write with the new written offset. */
@@ -235,8 +259,8 @@ export class CommitLog {
   /**
    * Reserves the next offset for `rec`, encodes it and returns its physical offset. Synchronous:
    * no other append can interleave, and the caller assigns queue offsets in the same turn.
-   * `resolve(value)` is called once the record is written (ASYNC flush, or `durable` false) or
-   * flushed (SYNC flush); `reject` if the write or flush fails.
+   * `waiter.appendDone()` is called once the record is written (ASYNC flush, or `durable` false)
+   * or flushed (SYNC flush); `appendFailed` if the write or flush fails.
    */
   append(
     rec: PreparedRecord,
@@ -244,9 +268,7 @@ export class CommitLog {
     storeTimestamp: number,
     storeHost: Buffer,
     durable: boolean,
-    resolve: (value: unknown) => void,
-    reject: (e: unknown) => void,
-    value: unknown,
+    waiter: AppendWaiter,
   ): number {
     this.checkWritable();
     const size = rec.size;
@@ -270,13 +292,9 @@ export class CommitLog {
     batch.end += size;
     this.arenaPos += size;
     this.appended += size;
-    batch.waiters.push({
-      end: this.appended,
-      durable: durable && this.opts.flushMode === 'SYNC',
-      resolve,
-      reject,
-      value,
-    });
+    waiter.end = this.appended;
+    waiter.durable = durable && this.opts.flushMode === 'SYNC';
+    batch.waiters.push(waiter);
     this.scheduleWrite();
     return physicalOffset;
   }
@@ -293,7 +311,9 @@ export class CommitLog {
     }
     if (!b) {
       if (this.arenaPos + size > this.arena.length) {
-        this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, size));
+        const spare = size <= ARENA_BYTES ? this.spareArenas.pop() : undefined;
+        if (spare) this.arenasReused++;
+        this.arena = spare ?? Buffer.allocUnsafe(Math.max(ARENA_BYTES, size));
         this.arenaPos = 0;
       }
       b = {
@@ -356,7 +376,7 @@ export class CommitLog {
       const batch = this.sealed.shift();
       if (!batch) return;
       if (this.failure) {
-        for (const w of batch.waiters) w.reject(this.failure);
+        for (const w of batch.waiters) w.appendFailed(this.failure);
         continue;
       }
       const entry: InflightWrite = { batch, settled: false, failed: false, error: undefined };
@@ -394,7 +414,7 @@ export class CommitLog {
       const { batch, failed, error } = this.inflight.shift()!;
       if (failed) this.fail('write', error);
       if (this.failure) {
-        for (const w of batch.waiters) w.reject(this.failure);
+        for (const w of batch.waiters) w.appendFailed(this.failure);
         continue;
       }
       const chunk = batch.arena.subarray(batch.begin, batch.end);
@@ -406,7 +426,7 @@ export class CommitLog {
           this.flushWaiters.push(w);
           needFlush = true;
         } else {
-          w.resolve(w.value);
+          w.appendDone();
         }
       }
       this.onWritten(this.written);
@@ -421,7 +441,7 @@ export class CommitLog {
   private kickFlush(): void {
     if (this.failure) {
       // Nothing will flush any more: whoever still waits learns it now.
-      for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+      for (const w of this.flushWaiters.splice(0)) w.appendFailed(this.failure);
       return;
     }
     if (this.flushing) return;
@@ -449,14 +469,14 @@ export class CommitLog {
         let n = 0;
         while (n < this.flushWaiters.length && this.flushWaiters[n]!.end <= target) n++;
         const done = this.flushWaiters.splice(0, n);
-        for (const w of done) w.resolve(w.value);
+        for (const w of done) w.appendDone();
         this.onFlushed(this.flushed);
       }
     } finally {
       this.flushing = false;
     }
     if (this.failure) {
-      for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+      for (const w of this.flushWaiters.splice(0)) w.appendFailed(this.failure);
     } else if (this.flushWaiters.length > 0 && this.written > this.flushed) {
       this.kickFlush();
     }
@@ -470,7 +490,7 @@ export class CommitLog {
       `commit-log ${what} failed (${msg}); the store refuses appends until it is restarted`,
       { cause },
     );
-    for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
+    for (const w of this.flushWaiters.splice(0)) w.appendFailed(this.failure);
   }
 
   /** Waits until everything appended so far is written and flushed. */
@@ -479,13 +499,7 @@ export class CommitLog {
     if (this.appended === this.flushed) return;
     const target = this.appended;
     await new Promise<void>((resolve, reject) => {
-      this.flushWaiters.push({
-        end: target,
-        durable: true,
-        resolve: () => resolve(),
-        reject,
-        value: undefined,
-      });
+      this.flushWaiters.push({ end: target, durable: true, appendDone: resolve, appendFailed: reject });
       // The waiter sits in flushWaiters directly; make sure writes and a flush happen.
       this.scheduleWrite();
       if (this.written >= target) this.kickFlush();
@@ -504,13 +518,49 @@ export class CommitLog {
       // Same arena, adjacent: widen the view instead of adding an entry.
       last.buf = Buffer.from(buf.buffer, last.buf.byteOffset, last.buf.length + buf.length);
     } else {
-      this.cache.push({ start, buf });
+      this.cache.push({ start, buf, lent: false });
     }
     this.cacheBytes += buf.length;
     while (this.cacheBytes > this.opts.tailCacheBytes && this.cache.length > 1) {
       const old = this.cache.shift()!;
       this.cacheBytes -= old.buf.length;
+      if (old.lent) this.lentArenas.add(old.buf.buffer);
+      this.retireArena(old.buf.buffer);
     }
+  }
+
+  /**
+   * An arena whose last bytes just left the tail cache may take new records if nothing else can
+   * see it. Arenas are filled in log order and batches complete in log order, so once a later
+   * arena's bytes are cached every batch of this one has been written: no batch, pending write or
+   * cache entry refers to it. What remains are readers, and an arena any reader got a view of
+   * (`lend`) is left to the garbage collector.
+   */
+  private retireArena(mem: ArrayBufferLike): void {
+    if (mem === this.arena.buffer || this.cache[0]?.buf.buffer === mem) return;
+    if (mem.byteLength !== ARENA_BYTES || this.lentArenas.has(mem)) return;
+    if (this.spareArenas.length < SPARE_ARENAS_MAX) this.spareArenas.push(Buffer.from(mem));
+  }
+
+  /**
+   * A view of a cache entry handed to a reader, who may keep it: that entry's arena is never
+   * reused. Marked on the entry (cheap, once per record read) and carried over to the arena when
+   * the entry leaves the cache.
+   */
+  private lend(e: CacheEntry, view: Buffer): Buffer {
+    e.lent = true;
+    return view;
+  }
+
+  /** The cache entry holding `offset`, if any. Newest entries are the likeliest: search from the back. */
+  private entryAt(offset: number): CacheEntry | undefined {
+    const c = this.cache;
+    if (c.length === 0 || offset < c[0]!.start) return undefined;
+    for (let i = c.length - 1; i >= 0; i--) {
+      const e = c[i]!;
+      if (offset >= e.start) return offset < e.start + e.buf.length ? e : undefined;
+    }
+    return undefined;
   }
 
   /**
@@ -528,16 +578,10 @@ export class CommitLog {
 
   /** A zero-copy view of [offset, offset + length) if the tail cache holds all of it. */
   cachedView(offset: number, length: number): Buffer | undefined {
-    const c = this.cache;
-    if (c.length === 0 || offset < c[0]!.start) return undefined;
-    for (let i = c.length - 1; i >= 0; i--) {
-      const e = c[i]!;
-      if (offset >= e.start) {
-        const from = offset - e.start;
-        return from + length <= e.buf.length ? e.buf.subarray(from, from + length) : undefined;
-      }
-    }
-    return undefined;
+    const e = this.entryAt(offset);
+    if (!e) return undefined;
+    const from = offset - e.start;
+    return from + length <= e.buf.length ? this.lend(e, e.buf.subarray(from, from + length)) : undefined;
   }
 
   /**
@@ -548,19 +592,22 @@ export class CommitLog {
   async readSequential(offset: number, length: number): Promise<Buffer> {
     const end = Math.min(offset + length, this.written);
     if (end <= offset) return Buffer.alloc(0);
-    const c = this.cache;
-    if (c.length > 0 && offset >= c[0]!.start) {
-      for (let i = c.length - 1; i >= 0; i--) {
-        const e = c[i]!;
-        if (offset >= e.start) {
-          if (offset < e.start + e.buf.length) {
-            return e.buf.subarray(offset - e.start, Math.min(end, e.start + e.buf.length) - e.start);
-          }
-          break;
-        }
-      }
-    }
+    const e = this.entryAt(offset);
+    if (e)
+      return this.lend(e, e.buf.subarray(offset - e.start, Math.min(end, e.start + e.buf.length) - e.start));
     return this.readFromDisk(offset, end - offset);
+  }
+
+  /**
+   * `readSequential`'s cached case, synchronous and for a reader that uses the view at once and
+   * does not keep it (the dispatcher): the view is valid only until control returns to the event
+   * loop, after which its arena may take new records. Undefined if the start is not cached.
+   */
+  sequentialView(offset: number, length: number): Buffer | undefined {
+    const end = Math.min(offset + length, this.written);
+    if (end <= offset) return undefined;
+    const e = this.entryAt(offset);
+    return e?.buf.subarray(offset - e.start, Math.min(end, e.start + e.buf.length) - e.start);
   }
 
   /** Reads from the segment file, ignoring the written offset (recovery scans with it). */
@@ -586,7 +633,8 @@ export class CommitLog {
     for (let i = c.length - 1; i >= 0; i--) {
       const e = c[i]!;
       if (offset >= e.start) {
-        if (end <= e.start + e.buf.length) return e.buf.subarray(offset - e.start, end - e.start);
+        if (end <= e.start + e.buf.length)
+          return this.lend(e, e.buf.subarray(offset - e.start, end - e.start));
         // Spans entries: gather.
         const parts: Buffer[] = [];
         let pos = offset;

@@ -15,21 +15,28 @@
  */
 import { javaStringHashCode } from '../common/java-hash.js';
 import {
+  type DecodeOptions,
+  type DecodeResult,
   type DispatchInfo,
-  decodeRecord,
   dispatchProperties,
   getProperty,
+  locateRecord,
   MessageProperty,
   newDispatchInfo,
+  newRecordLayout,
   readDispatchInfo,
   SysFlag,
   transactionType,
 } from '../message/index.js';
 import type { CommitLog } from './commit-log.js';
 import type { ConsumeQueueStore } from './consume-queue-store.js';
+import { indexKeyHashOf } from './index-file.js';
 import type { IndexService } from './index-service.js';
 
 /** What listeners learn about each dispatched message. */
+/** Stands for "a valid record" where `locateRecord` answers undefined. */
+const VALID: DecodeResult = { kind: 'valid', size: 0 };
+
 export interface DispatchedMessage {
   topic: string;
   queueId: number;
@@ -189,17 +196,21 @@ export class Dispatcher {
     const seg = this.log.segmentFor(this.offset);
     if (!seg) return false;
     const want = Math.min(limit, seg.base + seg.capacity) - this.offset;
-    let buf = await this.log.readSequential(this.offset, Math.min(want, this.opts.readChunkBytes));
+    // A cached view is used at once and dropped: this round is synchronous from here on (but for
+    // the rare oversized record, which is read anew), so the view cannot outlive its arena's use.
+    const chunk = Math.min(want, this.opts.readChunkBytes);
+    let buf =
+      this.log.sequentialView(this.offset, chunk) ?? (await this.log.readSequential(this.offset, chunk));
     let pos = 0;
+    const check = this.check;
+    check.maxRecordBytes = this.opts.maxRecordBytes;
     while (pos < buf.length) {
-      const r = decodeRecord(buf, pos, {
-        checkCrc: false,
-        expectedPhysicalOffset: this.offset,
-        maxRecordBytes: this.opts.maxRecordBytes,
-        validateOnly: true,
-      });
-      if (r.kind === 'valid') {
-        readDispatchInfo(buf, pos, r.size, this.info);
+      // Framing only (the CRCs guard reads, not dispatch); no result object for a valid record.
+      check.expectedPhysicalOffset = this.offset;
+      const r = locateRecord(buf, pos, check, this.layout) ?? VALID;
+      if (r === VALID) {
+        const size = this.layout.totalSize;
+        readDispatchInfo(buf, pos, size, this.info);
         const pending = this.deleting.get(this.info.topic);
         if (pending !== undefined && this.info.physicalOffset >= pending) {
           // A message of the topic's next life: it waits until the old queues are gone.
@@ -212,8 +223,8 @@ export class Dispatcher {
           this.blocked = `dispatching the record at commit-log offset ${this.offset} failed: ${(e as Error).message}`;
           return false;
         }
-        pos += r.size;
-        this.offset += r.size;
+        pos += size;
+        this.offset += size;
       } else if (r.kind === 'blank') {
         // The rest of this segment is padding: go to the next segment.
         this.offset = this.log.nextSegmentStart(this.offset);
@@ -256,6 +267,12 @@ export class Dispatcher {
   }
 
   private readonly info = newDispatchInfo();
+  private readonly layout = newRecordLayout();
+  private readonly check = {
+    checkCrc: false,
+    expectedPhysicalOffset: 0,
+    maxRecordBytes: 0,
+  } satisfies DecodeOptions;
 
   private dispatchOne(rec: DispatchInfo): void {
     if (this.tombstones.size > 0) {
@@ -263,20 +280,18 @@ export class Dispatcher {
       if (t !== undefined && rec.physicalOffset < t) return;
     }
     const tranType = transactionType(rec.sysFlag);
-    const tagsCode = DELIVER_TIME_TOPICS.has(rec.topic)
-      ? deliverTimeOf(rec)
-      : rec.tags
-        ? javaStringHashCode(rec.tags)
-        : 0;
+    const tagsCode = DELIVER_TIME_TOPICS.has(rec.topic) ? deliverTimeOf(rec) : rec.tagsHash;
     if (tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE) {
       this.cqs
         .getOrCreate(rec.topic, rec.queueId)
         .put(rec.queueOffset, rec.physicalOffset, rec.size, tagsCode);
     }
     if (this.opts.messageIndexEnable && tranType !== SysFlag.TRANSACTION_ROLLBACK_TYPE) {
-      const uniq = rec.uniqKey;
-      if (uniq) this.index.put(`${rec.topic}#${uniq}`, rec.physicalOffset, rec.storeTimestamp);
-      const keys = rec.keys;
+      // topic#UNIQ_KEY, hashed from the record's bytes (no key string is built).
+      if (rec.uniqKeyEnd > rec.uniqKeyAt) {
+        this.index.putHashed(indexKeyHashOf(rec.uniqIndexKeyHash), rec.physicalOffset, rec.storeTimestamp);
+      }
+      const keys = rec.keysEnd > rec.keysAt ? rec.keys : undefined;
       if (keys) {
         for (const k of keys.split(' ')) {
           if (k.length > 0) this.index.put(`${rec.topic}#${k}`, rec.physicalOffset, rec.storeTimestamp);

@@ -85,8 +85,12 @@ const SECOND_SLACK_MS = 999;
  * one value to 0 and so do we, so a key lands in the same slot as in RocketMQ's files.
  */
 export function indexKeyHash(key: string): number {
-  const h = javaStringHashCode(key);
-  return h === INT32_MIN ? 0 : Math.abs(h);
+  return indexKeyHashOf(javaStringHashCode(key));
+}
+
+/** `indexKeyHash` of a key whose Java hashCode is `javaHash`. */
+export function indexKeyHashOf(javaHash: number): number {
+  return javaHash === INT32_MIN ? 0 : Math.abs(javaHash);
 }
 
 // ---- header codec ----------------------------------------------------------------------------

@@ -128,11 +128,16 @@ export class IndexService {
    * message in commit-log order. Starts a new file when there is none with room.
    */
   put(key: string, physicalOffset: number, storeTimestamp: number): void {
+    this.putHashed(indexKeyHash(key), physicalOffset, storeTimestamp);
+  }
+
+  /** `put` for a key whose `indexKeyHash` the caller computed (from the record's bytes). */
+  putHashed(keyHash: number, physicalOffset: number, storeTimestamp: number): void {
     if (this.closed) throw new TsmqError('STORE_CLOSED', 'the index is closed');
     if (this.ioError !== undefined) throw this.ioError;
     let f = this.active;
     if (f === undefined) f = this.startFile();
-    f.put(indexKeyHash(key), physicalOffset, storeTimestamp);
+    f.put(keyHash, physicalOffset, storeTimestamp);
     if (physicalOffset > this.maxPhysical) this.maxPhysical = physicalOffset;
     if (f.isFull()) {
       f.sealed = true;

@@ -33,7 +33,7 @@ import {
   transactionType,
 } from '../message/index.js';
 import { Checkpoint } from './checkpoint.js';
-import { CommitLog, type FlushMode } from './commit-log.js';
+import { type AppendWaiter, CommitLog, type FlushMode } from './commit-log.js';
 import { unitAt } from './consume-queue.js';
 import { ConsumeQueueStore } from './consume-queue-store.js';
 import { type DispatchedMessage, Dispatcher } from './dispatcher.js';
@@ -190,19 +190,37 @@ const READ_CACHE_BLOCK_BYTES = 512 * 1024;
 /** Consume-queue units read per call for a queue read (20 bytes each), the rest kept for the next. */
 const UNIT_READ_AHEAD = 512;
 
-/** A PutResult whose offsetMsgId is built only when asked for. */
-class StoredMessage implements PutResult {
+/**
+ * A PutResult whose offsetMsgId is built only when asked for. It is also the append's waiter in
+ * the commit log, which settles the put's promise with it: one object per append in flight.
+ */
+class StoredMessage implements PutResult, AppendWaiter {
   physicalOffset = 0;
+  end = 0;
+  durable = false;
   private msgId: string | undefined;
+  readonly #resolve: (r: PutResult) => void;
+  readonly #reject: (e: unknown) => void;
   constructor(
     private readonly storeHost: HostAddress,
     readonly queueOffset: number,
     readonly size: number,
     readonly storeTimestamp: number,
-  ) {}
+    resolve: (r: PutResult) => void,
+    reject: (e: unknown) => void,
+  ) {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
   get offsetMsgId(): string {
     this.msgId ??= createOffsetMsgId(this.storeHost, this.physicalOffset);
     return this.msgId;
+  }
+  appendDone(): void {
+    this.#resolve(this);
+  }
+  appendFailed(e: unknown): void {
+    this.#reject(e);
   }
 }
 
@@ -214,7 +232,11 @@ interface TombstoneFile {
 const queueKey = (topic: string, queueId: number) => `${topic}\u0000${queueId}`;
 
 export class MessageStore {
-  private readonly queueOffsets = new Map<string, number>();
+  /**
+   * The next queue offset of every queue, by topic and then queue id: no key string is built per
+   * append (queue ids are small integers).
+   */
+  private readonly queueOffsets = new Map<string, number[]>();
   /** Backlog blocks shared by queue reads (read-cache.ts). */
   readonly readCache: ReadAheadCache;
   /** Consume-queue units read ahead for each queue's next read (read-cache.ts). */
@@ -360,7 +382,7 @@ export class MessageStore {
     const blocked = dispatcher.blockedReason();
     if (blocked) throw new TsmqError('CORRUPT_RECORD', `recovery could not re-dispatch the log: ${blocked}`);
     await cqs.correctAllMinOffsets(log.minOffset());
-    for (const cq of cqs.all()) store.queueOffsets.set(queueKey(cq.topic, cq.queueId), cq.maxOffset());
+    for (const cq of cqs.all()) store.setNextQueueOffset(cq.topic, cq.queueId, cq.maxOffset());
     await cqs.flushAll();
     await index.flush();
 
@@ -495,26 +517,32 @@ export class MessageStore {
       // Prepared and rolled-back halves never enter a consume queue, so they take no queue offset.
       const counted =
         tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE;
-      const key = counted ? queueKey(msg.topic, msg.queueId) : '';
-      const queueOffset = counted ? (this.queueOffsets.get(key) ?? 0) : 0;
+      let offsets: number[] | undefined;
+      let queueOffset = 0;
+      if (counted) {
+        offsets = this.queueOffsets.get(msg.topic);
+        if (offsets === undefined) {
+          offsets = [];
+          this.queueOffsets.set(msg.topic, offsets);
+        }
+        queueOffset = offsets[msg.queueId] ?? 0;
+      }
       const storeTimestamp = this.opts.clock.now();
       // WAIT=false (waitStoreMsgOK off) only matters when a flush is awaited.
       const wait =
         this.opts.flushMode === 'ASYNC' || !msg.properties
           ? true
           : getProperty(msg.properties, MessageProperty.WAIT) !== 'false';
-      const result = new StoredMessage(this.opts.storeHost, queueOffset, p.size, storeTimestamp);
-      const phys = this.commitLog.append(
-        p,
+      const result = new StoredMessage(
+        this.opts.storeHost,
         queueOffset,
+        p.size,
         storeTimestamp,
-        this.storeHostBytes,
-        wait,
-        resolve as (v: unknown) => void,
+        resolve,
         reject,
-        result,
       );
-      if (counted) this.queueOffsets.set(key, queueOffset + 1);
+      const phys = this.commitLog.append(p, queueOffset, storeTimestamp, this.storeHostBytes, wait, result);
+      if (offsets !== undefined) offsets[msg.queueId] = queueOffset + 1;
       result.physicalOffset = phys;
     });
   }
@@ -522,7 +550,16 @@ export class MessageStore {
   // ---------------------------------------------------------------- read path
 
   maxOffsetInQueue(topic: string, queueId: number): number {
-    return this.queueOffsets.get(queueKey(topic, queueId)) ?? 0;
+    return this.queueOffsets.get(topic)?.[queueId] ?? 0;
+  }
+
+  private setNextQueueOffset(topic: string, queueId: number, next: number): void {
+    let offsets = this.queueOffsets.get(topic);
+    if (offsets === undefined) {
+      offsets = [];
+      this.queueOffsets.set(topic, offsets);
+    }
+    offsets[queueId] = next;
   }
 
   /** The highest offset consumers can read now (dispatched), which can trail maxOffsetInQueue. */
@@ -855,9 +892,7 @@ export class MessageStore {
     // start again at 0 and whose dispatch waits until the old queues are gone.
     this.dispatcher.beginDeletion(topic, this.commitLog.appendedOffset());
     this.unitAhead.forgetTopic(topic);
-    for (const k of [...this.queueOffsets.keys()]) {
-      if (k.startsWith(`${topic}\u0000`)) this.queueOffsets.delete(k);
-    }
+    this.queueOffsets.delete(topic);
     const release = await this.dispatcher.hold();
     try {
       const tombstones = this.dispatcher.tombstones;

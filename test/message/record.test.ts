@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isTsmqError } from '../../src/common/errors.js';
+import { javaStringHashCode } from '../../src/common/java-hash.js';
 import type { HostAddress } from '../../src/common/types.js';
 import {
   type AppendMessage,
@@ -858,6 +859,16 @@ test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrenc
     ['TAGS\u0001first\u0002TAGS\u0001second\u0002', { tags: 'second' }],
     ['KEYS\u0001ключ 鍵\u0002TAGS\u0001ünï\u0002', { keys: 'ключ 鍵', tags: 'ünï' }],
     ['TAGSX\u0001no\u0002UNIQ_KE\u0001no\u0002', {}],
+    ['UNIQ_KEY\u0001ид-7F00\u0002TAGS\u0001\u0002', { uniq: 'ид-7F00', tags: '' }],
+    // Values long enough to be scanned and hashed four bytes at a time, separators at any byte.
+    [
+      'TAGS\u0001TagWithALongName\u0002UNIQ_KEY\u00017F000001000000000000000000ABCDE\u0002KEYS\u0001k1 k2 k3\u0002',
+      { tags: 'TagWithALongName', uniq: '7F000001000000000000000000ABCDE', keys: 'k1 k2 k3' },
+    ],
+    [
+      'LONGERKEY1\u0001some value\u0002TAGS\u0001ab\u0001cdefghi\u0002UNIQ_KEY\u0001ABCDEFGé\u0002',
+      { tags: 'ab\u0001cdefghi', uniq: 'ABCDEFGé' },
+    ],
   ];
   for (const [props, want] of cases) {
     for (const crc of [false, true]) {
@@ -874,6 +885,9 @@ test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrenc
       assert.equal(info.tags, want.tags, JSON.stringify(props));
       assert.equal(info.keys, want.keys);
       assert.equal(info.uniqKey, want.uniq);
+      // The hashes taken from the bytes equal those of the strings (ASCII or not).
+      assert.equal(info.tagsHash, want.tags ? javaStringHashCode(want.tags) : 0);
+      if (want.uniq) assert.equal(info.uniqIndexKeyHash, javaStringHashCode(`Topic#${want.uniq}`));
       assert.equal(info.queueId, 3);
       assert.equal(info.queueOffset, 7);
       assert.equal(info.physicalOffset, 1234);
