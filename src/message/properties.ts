@@ -117,6 +117,37 @@ export function decodeProperties(s: string): Map<string, string> {
 }
 
 /**
+ * Whether `s` is exactly what `encodeProperties(decodeProperties(s))` gives back: every entry a
+ * non-empty key, one \u0001, a value and a closing \u0002, and no key twice. What a producer
+ * sends is so; a broker that only adds entries to such a string may append them to it instead of
+ * decoding and encoding it again.
+ */
+export function isCanonicalProperties(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return true;
+  if (s.charCodeAt(n - 1) !== PS_CODE) return false;
+  const keyStarts: number[] = [];
+  let start = 0;
+  while (start < n) {
+    const end = s.indexOf(PROPERTY_SEPARATOR, start); // found: s ends with one
+    const sep = s.indexOf(NAME_VALUE_SEPARATOR, start);
+    if (sep <= start || sep > end) return false; // no \u0001 in the entry, or an empty key
+    const second = s.indexOf(NAME_VALUE_SEPARATOR, sep + 1);
+    if (second !== -1 && second < end) return false; // a \u0001 in the value
+    const keyLength = sep - start;
+    for (const other of keyStarts) {
+      if (s.charCodeAt(other + keyLength) !== NV_CODE) continue;
+      let i = 0;
+      while (i < keyLength && s.charCodeAt(other + i) === s.charCodeAt(start + i)) i++;
+      if (i === keyLength) return false; // the same key again
+    }
+    keyStarts.push(start);
+    start = end + 1;
+  }
+  return true;
+}
+
+/**
  * One property's value, found by scanning the encoded string without building a map. A match
  * counts only at the start of an entry and followed by \u0001, so 'KEYS' does not match inside
  * 'XKEYS' or inside a value. Like `decodeProperties`, the last entry with the key wins.

@@ -25,7 +25,16 @@
  */
 import { isTsmqError } from '../../common/errors.js';
 import type { HostAddress } from '../../common/types.js';
-import { createUniqId, decodeProperties, encodeProperties, MessageProperty } from '../../message/index.js';
+import {
+  createUniqId,
+  decodeProperties,
+  encodeProperties,
+  getProperty,
+  isCanonicalProperties,
+  MessageProperty,
+  NAME_VALUE_SEPARATOR,
+  PROPERTY_SEPARATOR,
+} from '../../message/index.js';
 import { Perm, type TopicConfig } from '../../namesrv/index.js';
 import type { SendMessageRequestHeader } from '../../protocol/index.js';
 import { createResponse, type RemotingCommand, ResponseCode } from '../../protocol/index.js';
@@ -110,7 +119,27 @@ export function stampProperties(
   ctx: BrokerContext,
   properties: string | undefined,
 ): { properties: string; uniqKey: string } {
-  const props = decodeProperties(properties ?? '');
+  const text = properties ?? '';
+  const cluster = ctx.config.brokerClusterName;
+  // What producers send (a canonical string without CLUSTER) gets the entries appended, which is
+  // what decoding, setting and encoding would give; anything else takes that longer way.
+  if (
+    isCanonicalProperties(text) &&
+    getProperty(text, MessageProperty.CLUSTER) === undefined &&
+    getProperty(text, MessageProperty.UNIQ_KEY) !== '' &&
+    cluster.indexOf(NAME_VALUE_SEPARATOR) === -1 &&
+    cluster.indexOf(PROPERTY_SEPARATOR) === -1
+  ) {
+    let uniqKey = getProperty(text, MessageProperty.UNIQ_KEY);
+    let stamped = text;
+    if (uniqKey === undefined) {
+      uniqKey = createUniqId();
+      stamped += `${MessageProperty.UNIQ_KEY}${NAME_VALUE_SEPARATOR}${uniqKey}${PROPERTY_SEPARATOR}`;
+    }
+    stamped += `${MessageProperty.CLUSTER}${NAME_VALUE_SEPARATOR}${cluster}${PROPERTY_SEPARATOR}`;
+    return { properties: stamped, uniqKey };
+  }
+  const props = decodeProperties(text);
   let uniqKey = props.get(MessageProperty.UNIQ_KEY);
   if (!uniqKey) {
     uniqKey = createUniqId();
