@@ -191,7 +191,8 @@ function encodedProperties(msg: Message, msgId: string, what: string): string {
     if (isTsmqError(e, 'PROPERTY_INVALID')) throw invalid(`${what}: ${e.message}`);
     throw e;
   }
-  const bytes = Buffer.byteLength(text, 'utf8');
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most texts are short enough not to need counting.
+  const bytes = text.length * 3 <= MAX_PROPERTIES_BYTES ? 0 : Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_PROPERTIES_BYTES) {
     throw invalid(`${what} properties are ${bytes} bytes encoded; the limit is ${MAX_PROPERTIES_BYTES}`);
   }
