@@ -36,6 +36,7 @@ import {
 } from '../message/index.js';
 import {
   createRequest,
+  decimal,
   encodeSendHeader,
   type RemotingCommand,
   RequestCode,
@@ -308,7 +309,7 @@ const STATUS_BY_CODE = new Map<number, SendStatus>([
 
 function headerInt(res: RemotingCommand, key: string, addr: string): number {
   const raw = res.extFields?.[key];
-  const n = raw !== undefined && /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  const n = raw === undefined ? Number.NaN : decimal(raw);
   if (!Number.isSafeInteger(n)) {
     throw new TsmqError('HEADER_INVALID', `the send answer from ${addr} has no valid ${key}: ${raw}`);
   }

@@ -86,15 +86,21 @@ function checkPropertyText(s: string, what: string, key: string): void {
  * PROPERTY_INVALID on an empty key or a key or value that holds a separator.
  */
 export function encodeProperties(props: Record<string, string> | Map<string, string>): string {
-  const entries = props instanceof Map ? props.entries() : Object.entries(props);
   let s = '';
-  for (const [k, v] of entries) {
-    if (k.length === 0) throw new TsmqError('PROPERTY_INVALID', 'a property key is empty');
-    checkPropertyText(k, 'key', k);
-    checkPropertyText(v, 'value of', k);
-    s += k + NAME_VALUE_SEPARATOR + v + PROPERTY_SEPARATOR;
+  if (props instanceof Map) {
+    for (const [k, v] of props) s += entryText(k, v);
+  } else {
+    // Keys, not entries: no [key, value] array per property (every send encodes its properties).
+    for (const k of Object.keys(props)) s += entryText(k, props[k]!);
   }
   return s;
+}
+
+function entryText(k: string, v: string): string {
+  if (k.length === 0) throw new TsmqError('PROPERTY_INVALID', 'a property key is empty');
+  checkPropertyText(k, 'key', k);
+  checkPropertyText(v, 'value of', k);
+  return k + NAME_VALUE_SEPARATOR + v + PROPERTY_SEPARATOR;
 }
 
 /**

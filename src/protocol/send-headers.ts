@@ -22,6 +22,8 @@
  * since 5.x, transactionId = the message's UNIQ_KEY.
  */
 
+import { decimal } from './header-fields.js';
+
 export interface SendMessageRequestHeader {
   producerGroup: string;
   topic: string;
@@ -61,24 +63,9 @@ function notNumber(field: Field, raw: string): never {
 
 const INTEGER_TEXT = /^\s*-?\d+\s*$/;
 
-/**
- * A Java int (`long` false) or long field. Plain digits (with a '-') are read by a loop; anything
- * else goes the way every value once went: the pattern, then Number().
- */
+/** A Java int (`long` false) or long field: plain digits, or with white space around them. */
 function integer(field: Field, raw: string, long: boolean): number {
-  const len = raw.length;
-  const negative = len > 0 && raw.charCodeAt(0) === 45; // '-'
-  let i = negative ? 1 : 0;
-  let n = Number.NaN;
-  if (len > i && len - i <= 15) {
-    let v = 0;
-    for (; i < len; i++) {
-      const d = raw.charCodeAt(i) - 48;
-      if (d < 0 || d > 9) break;
-      v = v * 10 + d;
-    }
-    if (i === len) n = negative ? -v : v;
-  }
+  let n = decimal(raw);
   if (Number.isNaN(n)) n = INTEGER_TEXT.test(raw) ? Number(raw) : Number.NaN;
   const fits = long ? Number.isSafeInteger(n) : n >= -(2 ** 31) && n < 2 ** 31;
   if (!Number.isFinite(n) || !fits) notNumber(field, raw);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  decimal,
   encodeSendHeader,
   parseSendHeader,
   type SendMessageRequestHeader,
@@ -115,6 +116,22 @@ describe('send headers', () => {
       for (const ext of cases) {
         assert.deepEqual(parseSendHeader(ext, v2), referenceParse(ext, v2), JSON.stringify(ext));
       }
+    }
+  });
+
+  test('decimal reads what /^-?\\d+$/ then Number() read, and nothing else', () => {
+    for (const text of [
+      ...NUMBERS,
+      ...BOOLS,
+      '-1',
+      '-',
+      '--1',
+      '1-',
+      '123456789012345',
+      '1234567890123456',
+    ]) {
+      const expected = /^-?\d+$/.test(text) ? Number(text) : Number.NaN;
+      assert.ok(Object.is(decimal(text), expected), JSON.stringify(text));
     }
   });
 });
