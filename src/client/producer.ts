@@ -44,6 +44,7 @@ import { type MessageQueueSelector, RoundRobinSelector, selectByShardingKey } fr
 import {
   type BatchSendResult,
   isRetryableSendError,
+  type PreparedMessage,
   parseBatchResponse,
   parseSendResponse,
   prepareBatch,
@@ -241,13 +242,21 @@ export class Producer {
    * With `opts.queue` or `opts.selector` it is an ordered send: every attempt uses one queue.
    */
   send(msg: Message, opts: SendOptions = {}): Promise<SendResult> {
-    return this.track(async () => {
-      const prepared = prepareMessage(msg, this.limits);
+    // Plain functions and .then rather than async ones: every send passes here, and each async
+    // layer costs a promise and a turn of the queue. A throw becomes the rejection all the same.
+    return this.track(() => {
+      let prepared: PreparedMessage;
+      try {
+        prepared = prepareMessage(msg, this.limits);
+      } catch (e) {
+        return Promise.reject(e);
+      }
       const ctx = this.requestContext(false);
-      return this.sendWithRetries(prepared.topic, msg, opts, async (mq, addr, timeoutMs) => {
-        const res = await this.instance.invoke(addr, sendRequest(prepared, mq, ctx), timeoutMs);
-        return parseSendResponse(res, mq, prepared.msgId, addr);
-      });
+      return this.sendWithRetries(prepared.topic, msg, opts, (mq, addr, timeoutMs) =>
+        this.instance
+          .invoke(addr, sendRequest(prepared, mq, ctx), timeoutMs)
+          .then((res) => parseSendResponse(res, mq, prepared.msgId, addr)),
+      );
     });
   }
 

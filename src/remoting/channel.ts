@@ -117,20 +117,32 @@ export class RemotingChannel {
         clearTimeout(p.timer);
         p.resolve(cmd);
       } else {
-        void this.handle(cmd);
+        this.handle(cmd);
       }
     }
   }
 
-  private async handle(request: RemotingCommand): Promise<void> {
-    let response: RemotingCommand | undefined;
+  private handle(request: RemotingCommand): void {
+    // The handler is expected to turn failures into responses; a throw here is a bug upstream
+    // and must not take the connection down, so it only goes unanswered. (Not an async function:
+    // one promise and one turn of the queue less on every request.)
+    let result: ReturnType<RequestHandler>;
     try {
-      response = await this.onRequest(request, this);
+      result = this.onRequest(request, this);
     } catch {
-      // The handler is expected to turn failures into responses; a throw here is a bug upstream
-      // and must not take the connection down.
-      response = undefined;
+      return;
     }
+    if (result instanceof Promise) {
+      result.then(
+        (response) => this.respond(request, response),
+        () => undefined,
+      );
+    } else {
+      this.respond(request, result);
+    }
+  }
+
+  private respond(request: RemotingCommand, response: RemotingCommand | undefined): void {
     if (response && !isOneway(request) && !this.closed) this.write(response);
   }
 
