@@ -122,6 +122,9 @@ export function decodeProperties(s: string): Map<string, string> {
   return map;
 }
 
+/** Where each key seen so far starts: one array for every call (they are synchronous). */
+const keyStarts: number[] = [];
+
 /**
  * Whether `s` is exactly what `encodeProperties(decodeProperties(s))` gives back: every entry a
  * non-empty key, one \u0001, a value and a closing \u0002, and no key twice. What a producer
@@ -132,7 +135,7 @@ export function isCanonicalProperties(s: string): boolean {
   const n = s.length;
   if (n === 0) return true;
   if (s.charCodeAt(n - 1) !== PS_CODE) return false;
-  const keyStarts: number[] = [];
+  keyStarts.length = 0;
   let start = 0;
   while (start < n) {
     const end = s.indexOf(PROPERTY_SEPARATOR, start); // found: s ends with one

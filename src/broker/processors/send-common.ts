@@ -85,7 +85,11 @@ export async function checkSend(
   if (NOT_ALLOWED_SEND_TOPICS.has(h.topic)) {
     return reject(request, ResponseCode.NO_PERMISSION, `Sending message to topic[${h.topic}] is forbidden.`);
   }
-  const found = await ctx.topics.createOnSend(h.topic, h.defaultTopic, h.defaultTopicQueueNums);
+  // A topic that exists is the common case: no promise to wait for.
+  const existing = ctx.topics.get(h.topic);
+  const found = existing
+    ? { config: existing, created: false }
+    : await ctx.topics.createOnSend(h.topic, h.defaultTopic, h.defaultTopicQueueNums);
   if (!found) {
     return reject(
       request,
@@ -123,14 +127,14 @@ export function stampProperties(
   const cluster = ctx.config.brokerClusterName;
   // What producers send (a canonical string without CLUSTER) gets the entries appended, which is
   // what decoding, setting and encoding would give; anything else takes that longer way.
+  let uniqKey = getProperty(text, MessageProperty.UNIQ_KEY);
   if (
+    uniqKey !== '' &&
     isCanonicalProperties(text) &&
     getProperty(text, MessageProperty.CLUSTER) === undefined &&
-    getProperty(text, MessageProperty.UNIQ_KEY) !== '' &&
     cluster.indexOf(NAME_VALUE_SEPARATOR) === -1 &&
     cluster.indexOf(PROPERTY_SEPARATOR) === -1
   ) {
-    let uniqKey = getProperty(text, MessageProperty.UNIQ_KEY);
     let stamped = text;
     if (uniqKey === undefined) {
       uniqKey = createUniqId();
@@ -140,7 +144,7 @@ export function stampProperties(
     return { properties: stamped, uniqKey };
   }
   const props = decodeProperties(text);
-  let uniqKey = props.get(MessageProperty.UNIQ_KEY);
+  uniqKey = props.get(MessageProperty.UNIQ_KEY);
   if (!uniqKey) {
     uniqKey = createUniqId();
     props.set(MessageProperty.UNIQ_KEY, uniqKey);
