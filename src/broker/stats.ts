@@ -70,15 +70,23 @@ function startOfLocalDay(ms: number): number {
   return d.getTime();
 }
 
+/** The start of the local day after the one starting at `dayStartMs` (days are 23 to 25 h long). */
+function startOfNextLocalDay(dayStartMs: number): number {
+  return startOfLocalDay(dayStartMs + 30 * 3600_000);
+}
+
 /** A running total with its values at the start of today and of yesterday (local time). */
 export class DailyTotal {
   total = 0;
   todayMorning = 0;
   yesterdayMorning = 0;
   private dayStartMs: number;
+  /** The end of the day that began at dayStartMs: until then an event needs no Date. */
+  private dayEndMs: number;
 
   constructor(nowMs: number) {
     this.dayStartMs = startOfLocalDay(nowMs);
+    this.dayEndMs = startOfNextLocalDay(this.dayStartMs);
   }
 
   add(n: number, nowMs: number): void {
@@ -88,6 +96,7 @@ export class DailyTotal {
 
   /** Moves the morning marks if a day began since the last event. */
   roll(nowMs: number): void {
+    if (nowMs >= this.dayStartMs && nowMs < this.dayEndMs) return;
     const day = startOfLocalDay(nowMs);
     if (day === this.dayStartMs) return;
     // The total has not moved since the last event, so it is also the total at every midnight since.
@@ -95,6 +104,7 @@ export class DailyTotal {
     this.yesterdayMorning = oneDayLater ? this.todayMorning : this.total;
     this.todayMorning = this.total;
     this.dayStartMs = day;
+    this.dayEndMs = startOfNextLocalDay(day);
   }
 }
 

@@ -108,9 +108,12 @@ export function messageProperties(msg: Message, uniqId: string): Record<string, 
     }
   }
   if (msg.tags !== undefined && msg.tags !== '') props[MessageProperty.TAGS] = msg.tags;
-  const keys = typeof msg.keys === 'string' ? [msg.keys] : (msg.keys ?? []);
-  const kept = keys.filter((k) => k.length > 0);
-  if (kept.length > 0) props[MessageProperty.KEYS] = kept.join(KEY_SEPARATOR);
+  if (typeof msg.keys === 'string') {
+    if (msg.keys.length > 0) props[MessageProperty.KEYS] = msg.keys;
+  } else if (msg.keys != null) {
+    const kept = msg.keys.filter((k) => k.length > 0);
+    if (kept.length > 0) props[MessageProperty.KEYS] = kept.join(KEY_SEPARATOR);
+  }
   if (msg.delayLevel !== undefined && msg.delayLevel > 0) {
     props[MessageProperty.DELAY] = String(msg.delayLevel);
   }

@@ -50,6 +50,7 @@ import { type MessageQueueSelector, RoundRobinSelector, selectByShardingKey } fr
 import {
   type BatchSendResult,
   isRetryableSendError,
+  type PreparedMessage,
   parseBatchResponse,
   parseSendResponse,
   prepareBatch,
@@ -163,6 +164,8 @@ export class Producer {
   private readonly routeFetches = new Map<string, Promise<TopicRouteData>>();
   /** Master addresses this producer has heartbeated (or is about to). */
   private readonly knownBrokers = new Set<string>();
+  /** Write queues by the route they were worked out from (see queuesOf). */
+  private readonly queuesByRoute = new WeakMap<TopicRouteData, { topic: string; queues: MessageQueue[] }>();
   /** Sends and background heartbeats not yet settled; shutdown waits for them. */
   private readonly inFlight = new Set<Promise<unknown>>();
 
@@ -269,8 +272,15 @@ export class Producer {
    * and PGROUP, which the broker keeps invisible until END_TRANSACTION (./transaction-producer.ts).
    */
   protected sendPrepared(msg: Message, opts: SendOptions, half: boolean): Promise<SendResult> {
-    return this.track(async () => {
-      const prepared = prepareMessage(msg, this.limits, Date.now(), opts.msgId);
+    // Plain functions and .then rather than async ones: every send passes here, and each async
+    // layer costs a promise and a turn of the queue. A throw becomes the rejection all the same.
+    return this.track(() => {
+      let prepared: PreparedMessage;
+      try {
+        prepared = prepareMessage(msg, this.limits, Date.now(), opts.msgId);
+      } catch (e) {
+        return Promise.reject(e);
+      }
       if (half) {
         prepared.sysFlag |= SysFlag.TRANSACTION_PREPARED_TYPE;
         prepared.properties += encodeProperties({
@@ -279,10 +289,11 @@ export class Producer {
         });
       }
       const ctx = this.requestContext(false);
-      return this.sendWithRetries(prepared.topic, msg, opts, async (mq, addr, timeoutMs) => {
-        const res = await this.instance.invoke(addr, sendRequest(prepared, mq, ctx), timeoutMs);
-        return parseSendResponse(res, mq, prepared.msgId, addr);
-      });
+      return this.sendWithRetries(prepared.topic, msg, opts, (mq, addr, timeoutMs) =>
+        this.instance
+          .invoke(addr, sendRequest(prepared, mq, ctx), timeoutMs)
+          .then((res) => parseSendResponse(res, mq, prepared.msgId, addr)),
+      );
     });
   }
 
@@ -369,7 +380,9 @@ export class Producer {
     let busyTimes = 0;
     for (let i = 0; i < attempts && Date.now() < deadline; i++) {
       try {
-        queues = await this.writeQueues(topic, i > 0);
+        // The first attempt of a topic with a route in hand skips a turn of the promise queue.
+        const route = i === 0 ? this.cachedRouteOf(topic) : undefined;
+        queues = route ? this.queuesOf(topic, route) : await this.writeQueues(topic, i > 0);
       } catch (e) {
         // Before the first attempt a routing failure is the answer; later, keep the old route.
         if (queues === undefined) throw e;
@@ -458,26 +471,42 @@ export class Producer {
 
   /** The topic's write queues, sorted; `refresh` asks the name servers again. */
   private async writeQueues(topic: string, refresh: boolean): Promise<MessageQueue[]> {
-    const route = await this.routeOf(topic, refresh);
+    return this.queuesOf(topic, await this.routeOf(topic, refresh));
+  }
+
+  /**
+   * The write queues of a route of `topic`. They are worked out once per route object (a refresh
+   * brings a new one) and shared by the sends, which only read them.
+   */
+  private queuesOf(topic: string, route: TopicRouteData): MessageQueue[] {
     // A topic with a route (its own or the template's) is one whose route the instance refreshes.
     this.topicsSent.add(topic);
-    this.noteBrokers(route);
-    const queues = this.instance.publishQueues(topic, route);
-    if (queues.length === 0) {
+    let known = this.queuesByRoute.get(route);
+    if (known === undefined || known.topic !== topic) {
+      this.noteBrokers(route);
+      known = { topic, queues: this.instance.publishQueues(topic, route) };
+      this.queuesByRoute.set(route, known);
+    }
+    if (known.queues.length === 0) {
       throw new TsmqError('NO_ROUTE', `topic ${topic} has no writable queue on a broker with a master`);
     }
-    return queues;
+    return known.queues;
+  }
+
+  /** The route in hand for `topic` (the name servers' or a borrowed one), without asking anyone. */
+  private cachedRouteOf(topic: string): TopicRouteData | undefined {
+    const cached = this.instance.cachedRoute(topic);
+    if (cached) {
+      this.templateRoutes.delete(topic);
+      return cached;
+    }
+    return this.templateRoutes.get(topic);
   }
 
   private routeOf(topic: string, refresh: boolean): Promise<TopicRouteData> {
     if (!refresh) {
-      const cached = this.instance.cachedRoute(topic);
-      if (cached) {
-        this.templateRoutes.delete(topic);
-        return Promise.resolve(cached);
-      }
-      const borrowed = this.templateRoutes.get(topic);
-      if (borrowed) return Promise.resolve(borrowed);
+      const cached = this.cachedRouteOf(topic);
+      if (cached) return Promise.resolve(cached);
     }
     // Concurrent sends to a topic share one fetch.
     let pending = this.routeFetches.get(topic);

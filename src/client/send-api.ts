@@ -36,6 +36,7 @@ import {
 } from '../message/index.js';
 import {
   createRequest,
+  decimal,
   encodeSendHeader,
   type RemotingCommand,
   RequestCode,
@@ -197,7 +198,8 @@ function encodedProperties(msg: Message, msgId: string, what: string): string {
     if (isTsmqError(e, 'PROPERTY_INVALID')) throw invalid(`${what}: ${e.message}`);
     throw e;
   }
-  const bytes = Buffer.byteLength(text, 'utf8');
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most texts are short enough not to need counting.
+  const bytes = text.length * 3 <= MAX_PROPERTIES_BYTES ? 0 : Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_PROPERTIES_BYTES) {
     throw invalid(`${what} properties are ${bytes} bytes encoded; the limit is ${MAX_PROPERTIES_BYTES}`);
   }
@@ -332,7 +334,7 @@ const STATUS_BY_CODE = new Map<number, SendStatus>([
 
 function headerInt(res: RemotingCommand, key: string, addr: string): number {
   const raw = res.extFields?.[key];
-  const n = raw !== undefined && /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  const n = raw === undefined ? Number.NaN : decimal(raw);
   if (!Number.isSafeInteger(n)) {
     throw new TsmqError('HEADER_INVALID', `the send answer from ${addr} has no valid ${key}: ${raw}`);
   }

@@ -86,15 +86,21 @@ function checkPropertyText(s: string, what: string, key: string): void {
  * PROPERTY_INVALID on an empty key or a key or value that holds a separator.
  */
 export function encodeProperties(props: Record<string, string> | Map<string, string>): string {
-  const entries = props instanceof Map ? props.entries() : Object.entries(props);
   let s = '';
-  for (const [k, v] of entries) {
-    if (k.length === 0) throw new TsmqError('PROPERTY_INVALID', 'a property key is empty');
-    checkPropertyText(k, 'key', k);
-    checkPropertyText(v, 'value of', k);
-    s += k + NAME_VALUE_SEPARATOR + v + PROPERTY_SEPARATOR;
+  if (props instanceof Map) {
+    for (const [k, v] of props) s += entryText(k, v);
+  } else {
+    // Keys, not entries: no [key, value] array per property (every send encodes its properties).
+    for (const k of Object.keys(props)) s += entryText(k, props[k]!);
   }
   return s;
+}
+
+function entryText(k: string, v: string): string {
+  if (k.length === 0) throw new TsmqError('PROPERTY_INVALID', 'a property key is empty');
+  checkPropertyText(k, 'key', k);
+  checkPropertyText(v, 'value of', k);
+  return k + NAME_VALUE_SEPARATOR + v + PROPERTY_SEPARATOR;
 }
 
 /**
@@ -114,6 +120,40 @@ export function decodeProperties(s: string): Map<string, string> {
     start = end + 1;
   }
   return map;
+}
+
+/** Where each key seen so far starts: one array for every call (they are synchronous). */
+const keyStarts: number[] = [];
+
+/**
+ * Whether `s` is exactly what `encodeProperties(decodeProperties(s))` gives back: every entry a
+ * non-empty key, one \u0001, a value and a closing \u0002, and no key twice. What a producer
+ * sends is so; a broker that only adds entries to such a string may append them to it instead of
+ * decoding and encoding it again.
+ */
+export function isCanonicalProperties(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return true;
+  if (s.charCodeAt(n - 1) !== PS_CODE) return false;
+  keyStarts.length = 0;
+  let start = 0;
+  while (start < n) {
+    const end = s.indexOf(PROPERTY_SEPARATOR, start); // found: s ends with one
+    const sep = s.indexOf(NAME_VALUE_SEPARATOR, start);
+    if (sep <= start || sep > end) return false; // no \u0001 in the entry, or an empty key
+    const second = s.indexOf(NAME_VALUE_SEPARATOR, sep + 1);
+    if (second !== -1 && second < end) return false; // a \u0001 in the value
+    const keyLength = sep - start;
+    for (const other of keyStarts) {
+      if (s.charCodeAt(other + keyLength) !== NV_CODE) continue;
+      let i = 0;
+      while (i < keyLength && s.charCodeAt(other + i) === s.charCodeAt(start + i)) i++;
+      if (i === keyLength) return false; // the same key again
+    }
+    keyStarts.push(start);
+    start = end + 1;
+  }
+  return true;
 }
 
 /**

@@ -87,8 +87,11 @@ export {
   decodeProperties,
   encodeProperties,
   getProperty,
+  isCanonicalProperties,
   KEY_SEPARATOR,
   MessageProperty,
+  NAME_VALUE_SEPARATOR,
+  PROPERTY_SEPARATOR,
 } from './properties.js';
 
 // ---------------------------------------------------------------------------------------------

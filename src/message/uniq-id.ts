@@ -60,6 +60,22 @@ const prefixes = new Map<string, string>([[BROKER_IP, prefixOf(BROKER_IP)]]);
 const PREFIXES_MAX = 64;
 let counter = 0;
 
+/** Two upper-case hex digits per byte value. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
+
+/** The local month [startMs, endMs) of the last id made: months change rarely, Dates cost. */
+let monthStartMs = 0;
+let monthEndMs = 0;
+
+function monthStartOf(nowMs: number): number {
+  if (nowMs < monthStartMs || nowMs >= monthEndMs) {
+    const d = new Date(nowMs);
+    monthStartMs = new Date(d.getFullYear(), d.getMonth(), 1).getTime();
+    monthEndMs = new Date(d.getFullYear(), d.getMonth() + 1, 1).getTime();
+  }
+  return monthStartMs;
+}
+
 /** A new id for a message from `ip` (default 127.0.0.1, what the broker uses), made at `nowMs`. */
 export function createUniqId(nowMs = Date.now(), ip = BROKER_IP): string {
   let prefix = prefixes.get(ip);
@@ -67,11 +83,15 @@ export function createUniqId(nowMs = Date.now(), ip = BROKER_IP): string {
     prefix = prefixOf(ip);
     if (prefixes.size < PREFIXES_MAX) prefixes.set(ip, prefix);
   }
-  const d = new Date(nowMs);
-  const monthStart = new Date(d.getFullYear(), d.getMonth(), 1).getTime();
-  const tail = Buffer.alloc(6);
-  tail.writeUInt32BE((nowMs - monthStart) >>> 0, 0);
+  const t = (nowMs - monthStartOf(nowMs)) >>> 0;
   counter = (counter + 1) & 0xffff;
-  tail.writeUInt16BE(counter, 4);
-  return prefix + tail.toString('hex').toUpperCase();
+  return (
+    prefix +
+    HEX[t >>> 24]! +
+    HEX[(t >>> 16) & 0xff]! +
+    HEX[(t >>> 8) & 0xff]! +
+    HEX[t & 0xff]! +
+    HEX[counter >>> 8]! +
+    HEX[counter & 0xff]!
+  );
 }

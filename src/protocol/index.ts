@@ -96,7 +96,7 @@ export {
   type FrameDecoderOptions,
   MAX_HEADER_BYTES,
 } from './frame-codec.js';
-export { type Fields, HeaderError, int, optInt, optStr, str } from './header-fields.js';
+export { decimal, type Fields, HeaderError, int, optInt, optStr, str } from './header-fields.js';
 export {
   type ConsumerData,
   encodeHeartbeatData,

@@ -61,7 +61,10 @@ export function handlerFailed(request: RemotingCommand, e: unknown): RemotingCom
 interface Pending {
   resolve: (cmd: RemotingCommand) => void;
   reject: (e: unknown) => void;
-  timer: NodeJS.Timeout;
+  /** When the call times out, on the performance.now() clock. */
+  deadlineMs: number;
+  code: number;
+  timeoutMs: number;
 }
 
 export class RemotingChannel {
@@ -114,23 +117,35 @@ export class RemotingChannel {
         const p = this.pending.get(cmd.opaque);
         if (!p) continue; // late response to a call that timed out
         this.pending.delete(cmd.opaque);
-        clearTimeout(p.timer);
+        if (this.pending.size === 0) this.disarm();
         p.resolve(cmd);
       } else {
-        void this.handle(cmd);
+        this.handle(cmd);
       }
     }
   }
 
-  private async handle(request: RemotingCommand): Promise<void> {
-    let response: RemotingCommand | undefined;
+  private handle(request: RemotingCommand): void {
+    // The handler is expected to turn failures into responses; a throw here is a bug upstream
+    // and must not take the connection down, so it only goes unanswered. (Not an async function:
+    // one promise and one turn of the queue less on every request.)
+    let result: ReturnType<RequestHandler>;
     try {
-      response = await this.onRequest(request, this);
+      result = this.onRequest(request, this);
     } catch {
-      // The handler is expected to turn failures into responses; a throw here is a bug upstream
-      // and must not take the connection down.
-      response = undefined;
+      return;
     }
+    if (result instanceof Promise) {
+      result.then(
+        (response) => this.respond(request, response),
+        () => undefined,
+      );
+    } else {
+      this.respond(request, result);
+    }
+  }
+
+  private respond(request: RemotingCommand, response: RemotingCommand | undefined): void {
     if (response && !isOneway(request) && !this.closed) this.write(response);
   }
 
@@ -153,19 +168,54 @@ export class RemotingChannel {
       serializeType: this.opts.requestSerializeType ?? request.serializeType,
     };
     return new Promise<RemotingCommand>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(opaque);
-        reject(
-          new TsmqError(
-            'REMOTING_TIMEOUT',
-            `no response from ${this.remoteAddress} to request code ${request.code} within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      this.pending.set(opaque, { resolve, reject, timer });
+      const deadlineMs = performance.now() + timeoutMs;
+      this.pending.set(opaque, { resolve, reject, deadlineMs, code: request.code, timeoutMs });
+      if (this.timer === undefined || deadlineMs < this.timerDeadlineMs) this.arm(deadlineMs);
       this.write(cmd);
     });
   }
+
+  // Timeouts. One timer per connection, armed for the earliest deadline of the calls in flight,
+  // instead of a timer per call: setTimeout and clearTimeout cost a producer about 8 % of its
+  // instructions per send. The timer is re-armed only for a call due before it (rare: calls mostly
+  // share one timeout, so each new one is due later); when it fires it fails every call past its
+  // deadline and re-arms for the next. It is unref'd (the open socket keeps the process alive while
+  // calls wait) and cleared when no call is in flight.
+  private timer: NodeJS.Timeout | undefined;
+  private timerDeadlineMs = 0;
+
+  private arm(deadlineMs: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerDeadlineMs = deadlineMs;
+    this.timer = setTimeout(this.expire, Math.max(1, Math.ceil(deadlineMs - performance.now())));
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [opaque, p] of this.pending) {
+      if (p.deadlineMs <= now) {
+        this.pending.delete(opaque);
+        p.reject(
+          new TsmqError(
+            'REMOTING_TIMEOUT',
+            `no response from ${this.remoteAddress} to request code ${p.code} within ${p.timeoutMs} ms`,
+          ),
+        );
+      } else if (p.deadlineMs < next) {
+        next = p.deadlineMs;
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+  };
 
   /** Sends a request that expects no response. */
   invokeOneway(request: RemotingCommand): void {
@@ -210,8 +260,8 @@ export class RemotingChannel {
       'CONNECTION_CLOSED',
       `connection to ${this.remoteAddress} closed: ${why}`,
     );
+    this.disarm();
     for (const [opaque, p] of this.pending) {
-      clearTimeout(p.timer);
       this.pending.delete(opaque);
       p.reject(this.closedError);
     }

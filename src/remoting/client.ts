@@ -54,10 +54,21 @@ export class RemotingClient {
     this.processors.set(code, handler);
   }
 
-  async invoke(
+  invoke(
     addr: string,
     request: RemotingCommand,
     timeoutMs = this.opts.defaultTimeoutMs,
+  ): Promise<RemotingCommand> {
+    // An open connection takes the call at once, without a wrapping promise per call.
+    const open = this.closed ? undefined : this.channels.get(addr);
+    if (open !== undefined && !open.closed) return open.invoke(request, timeoutMs);
+    return this.connectAndInvoke(addr, request, timeoutMs);
+  }
+
+  private async connectAndInvoke(
+    addr: string,
+    request: RemotingCommand,
+    timeoutMs: number,
   ): Promise<RemotingCommand> {
     const started = Date.now();
     const channel = await this.channel(addr, timeoutMs);

@@ -89,10 +89,7 @@ export class RemotingServer {
     for (const l of this.openListeners) l(channel);
   }
 
-  private async dispatch(
-    request: RemotingCommand,
-    channel: RemotingChannel,
-  ): Promise<RemotingCommand | undefined> {
+  private dispatch(request: RemotingCommand, channel: RemotingChannel): ReturnType<RequestHandler> {
     const handler = this.processors.get(request.code);
     if (!handler) return unsupportedCode(request, '');
     const busy = this.inProgress.get(channel) ?? 0;
@@ -112,13 +109,17 @@ export class RemotingServer {
     // Only work that is still running counts against the limit.
     if (!(result instanceof Promise)) return result;
     this.inProgress.set(channel, busy + 1);
-    try {
-      return await result;
-    } catch (e) {
-      return handlerFailed(request, e);
-    } finally {
-      this.inProgress.set(channel, (this.inProgress.get(channel) ?? 1) - 1);
-    }
+    const done = () => this.inProgress.set(channel, (this.inProgress.get(channel) ?? 1) - 1);
+    return result.then(
+      (response) => {
+        done();
+        return response;
+      },
+      (e: unknown) => {
+        done();
+        return handlerFailed(request, e);
+      },
+    );
   }
 
   /** Stops accepting connections and closes the open ones. */

@@ -209,3 +209,49 @@ describe('binary header: HEADER_INVALID', () => {
     }
   });
 });
+
+describe('binary header: the encoder scratch and the JavaScript string paths', () => {
+  test('many distinct short keys and values read back as written', () => {
+    const values: string[] = [];
+    for (let i = 0; i < 5000; i++) values.push(i % 3 === 0 ? String(i) : `v${i.toString(36)}`);
+    for (const round of [0, 1]) {
+      for (let i = 0; i < values.length; i += 7) {
+        const ext: Record<string, string> = {};
+        for (let j = i; j < Math.min(i + 7, values.length); j++)
+          ext[values[j]!] = values[values.length - 1 - j]!;
+        const cmd: RemotingCommand = { ...REQUEST, extFields: ext };
+        assert.deepEqual(
+          decodeBinaryHeader(encodeBinaryHeader(cmd)),
+          { ...cmd, body: undefined },
+          `round ${round}`,
+        );
+      }
+    }
+  });
+
+  test('ASCII, non-ASCII, empty and long strings at every length around the JavaScript paths', () => {
+    const pieces = ['', 'x', 'é', '✗', '𝄞', 'a\u0001b'];
+    for (let n = 0; n <= 40; n++) {
+      for (const p of pieces) {
+        const s = 'k'.repeat(n) + p;
+        const cmd: RemotingCommand = {
+          ...RESPONSE,
+          remark: s || undefined,
+          extFields: { [`${s}K`]: s, z: s },
+        };
+        const header = encodeBinaryHeader(cmd);
+        assert.deepEqual(decodeBinaryHeader(header), cmd, JSON.stringify(s));
+      }
+    }
+  });
+
+  test('a header larger than the scratch buffer', () => {
+    const big = 'ü'.repeat(40_000); // 80,000 UTF-8 bytes
+    const cmd: RemotingCommand = { ...REQUEST, extFields: { a: 'PG', big, b: 'x'.repeat(30_000) } };
+    const header = encodeBinaryHeader(cmd);
+    assert.equal(header.length, 21 + (6 + 1 + 2) + (6 + 3 + 80_000) + (6 + 1 + 30_000));
+    assert.deepEqual(decodeBinaryHeader(header), { ...cmd, body: undefined });
+    // And the next, small header is still right.
+    assert.deepEqual(encodeBinaryHeader(REQUEST), hex(REQUEST_HEADER));
+  });
+});

@@ -92,6 +92,27 @@ test('unknown codes, throwing handlers and overload get response codes; the conn
   }
 });
 
+test('calls with different timeouts on one connection each fail at their own deadline; answered ones do not', async () => {
+  const client = new RemotingClient();
+  try {
+    await client.invoke(addr, createRequest(ECHO)); // connected
+    const started = Date.now();
+    const answered = client.invoke(addr, createRequest(SLOW, { ms: '300' }), 5000);
+    const late = client.invoke(addr, createRequest(SLOW, { ms: '3000' }), 600);
+    const early = client.invoke(addr, createRequest(SLOW, { ms: '3000' }), 100); // due before the others
+    const timedOut = (e: unknown) => isTsmqError(e, 'REMOTING_TIMEOUT');
+    await assert.rejects(early, timedOut);
+    const earlyMs = Date.now() - started;
+    assert.ok(earlyMs >= 95 && earlyMs < 300, `the 100 ms call failed after ${earlyMs} ms`);
+    assert.equal((await answered).code, ResponseCode.SUCCESS);
+    await assert.rejects(late, timedOut);
+    const lateMs = Date.now() - started;
+    assert.ok(lateMs >= 595 && lateMs < 1500, `the 600 ms call failed after ${lateMs} ms`);
+  } finally {
+    client.close();
+  }
+});
+
 test('a call without a response times out; a closed connection fails calls in flight', async () => {
   const client = new RemotingClient();
   try {

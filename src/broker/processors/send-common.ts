@@ -33,9 +33,13 @@ import {
   decodeProperties,
   dlqTopicOf,
   encodeProperties,
+  getProperty,
   groupOfTopic,
+  isCanonicalProperties,
   isRetryTopic,
   MessageProperty,
+  NAME_VALUE_SEPARATOR,
+  PROPERTY_SEPARATOR,
   RETRY_DROPPED_PROPERTIES,
 } from '../../message/index.js';
 import { Perm, type TopicConfig } from '../../namesrv/index.js';
@@ -89,7 +93,11 @@ export async function checkSend(
   if (NOT_ALLOWED_SEND_TOPICS.has(h.topic)) {
     return reject(request, ResponseCode.NO_PERMISSION, `Sending message to topic[${h.topic}] is forbidden.`);
   }
-  const found = await ctx.topics.createOnSend(h.topic, h.defaultTopic, h.defaultTopicQueueNums);
+  // A topic that exists is the common case: no promise to wait for.
+  const existing = ctx.topics.get(h.topic);
+  const found = existing
+    ? { config: existing, created: false }
+    : await ctx.topics.createOnSend(h.topic, h.defaultTopic, h.defaultTopicQueueNums);
   if (!found) {
     return reject(
       request,
@@ -123,8 +131,28 @@ export function stampProperties(
   ctx: BrokerContext,
   properties: string | undefined,
 ): { properties: string; uniqKey: string } {
-  const props = decodeProperties(properties ?? '');
-  let uniqKey = props.get(MessageProperty.UNIQ_KEY);
+  const text = properties ?? '';
+  const cluster = ctx.config.brokerClusterName;
+  // What producers send (a canonical string without CLUSTER) gets the entries appended, which is
+  // what decoding, setting and encoding would give; anything else takes that longer way.
+  let uniqKey = getProperty(text, MessageProperty.UNIQ_KEY);
+  if (
+    uniqKey !== '' &&
+    isCanonicalProperties(text) &&
+    getProperty(text, MessageProperty.CLUSTER) === undefined &&
+    cluster.indexOf(NAME_VALUE_SEPARATOR) === -1 &&
+    cluster.indexOf(PROPERTY_SEPARATOR) === -1
+  ) {
+    let stamped = text;
+    if (uniqKey === undefined) {
+      uniqKey = createUniqId();
+      stamped += `${MessageProperty.UNIQ_KEY}${NAME_VALUE_SEPARATOR}${uniqKey}${PROPERTY_SEPARATOR}`;
+    }
+    stamped += `${MessageProperty.CLUSTER}${NAME_VALUE_SEPARATOR}${cluster}${PROPERTY_SEPARATOR}`;
+    return { properties: stamped, uniqKey };
+  }
+  const props = decodeProperties(text);
+  uniqKey = props.get(MessageProperty.UNIQ_KEY);
   if (!uniqKey) {
     uniqKey = createUniqId();
     props.set(MessageProperty.UNIQ_KEY, uniqKey);

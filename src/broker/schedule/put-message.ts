@@ -47,6 +47,7 @@ import {
   decodeProperties,
   encodeProperties,
   MessageProperty,
+  NAME_VALUE_SEPARATOR,
   SysFlag,
   toHalf,
   transactionType,
@@ -146,6 +147,21 @@ export function timerDeliverAtOf(props: Map<string, string>, nowMs: number): num
   return undefined;
 }
 
+/**
+ * False when the properties surely hold neither DELAY nor a timer key: an entry with one of those
+ * keys has the key followed by \u0001 somewhere in the text. Most messages are told apart by
+ * these scans instead of a decoded map.
+ */
+function mayWait(properties: string | undefined): boolean {
+  if (properties === undefined) return false;
+  return (
+    properties.includes(`${MessageProperty.DELAY}${NAME_VALUE_SEPARATOR}`) ||
+    properties.includes(`${MessageProperty.TIMER_DELAY_SEC}${NAME_VALUE_SEPARATOR}`) ||
+    properties.includes(`${MessageProperty.TIMER_DELAY_MS}${NAME_VALUE_SEPARATOR}`) ||
+    properties.includes(`${MessageProperty.TIMER_DELIVER_MS}${NAME_VALUE_SEPARATOR}`)
+  );
+}
+
 /** Decides where a message goes (see the table in the file header). Pure; throws catalogued errors. */
 export function planPut(msg: AppendMessage, policy: PutPolicy, nowMs: number, opts?: PutOptions): PutPlan {
   const tran = transactionType(msg.sysFlag ?? 0);
@@ -153,6 +169,7 @@ export function planPut(msg: AppendMessage, policy: PutPolicy, nowMs: number, op
   if (tran !== SysFlag.TRANSACTION_NOT_TYPE && tran !== SysFlag.TRANSACTION_COMMIT_TYPE) {
     return { route: 'now', msg };
   }
+  if (opts?.delayLevel === undefined && !mayWait(msg.properties)) return { route: 'now', msg };
   const props = decodeProperties(msg.properties ?? '');
   const level = delayLevelOf(props, opts?.delayLevel);
   if (level > 0) {
