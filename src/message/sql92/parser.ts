@@ -343,9 +343,10 @@ function checkLessThanOperand(n: Sql92Node, at: Token, op: Token): void {
       ? n.v instanceof JInt || n.v instanceof JDouble || typeof n.v === 'bigint'
       : !isBoolean(n);
   if (!ok) {
+    const found = n.k === 'const' ? `'${at.text}'` : 'a condition';
     throw new ParseFail(
       at.pos,
-      `'${at.text}' cannot be compared with ${op.text.toUpperCase()} at position ${at.pos}`,
+      `expected a number or a property as operand of '${op.text.toUpperCase()}', found ${found} at position ${at.pos}`,
     );
   }
 }
