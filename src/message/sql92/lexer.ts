@@ -68,9 +68,10 @@ export function tokenize(src: string): LexResult {
       if (isSpace(c)) {
         i++;
       } else if (c === '-' && src[i + 1] === '-') {
-        const nl = src.slice(i + 2).search(/[\r\n]/);
-        if (nl < 0) break; // no line break: RocketMQ reads two minus signs
-        i += 2 + nl + 1;
+        let j = i + 2;
+        while (j < n && src[j] !== '\n' && src[j] !== '\r') j++;
+        if (j >= n) break; // no line break: RocketMQ reads two minus signs
+        i = j + 1;
       } else if (c === '/' && src[i + 1] === '*') {
         const end = src.indexOf('*/', i + 2);
         if (end < 0) return { ok: false, position: i, message: `unterminated comment at position ${i}` };
