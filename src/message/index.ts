@@ -24,6 +24,13 @@ export {
 } from './group-topics.js';
 export { createOffsetMsgId, decodeOffsetMsgId } from './message-id.js';
 export * from './record.js';
+export {
+  compileSql92,
+  SQL92_MAX_DEPTH,
+  SQL92_MAX_LENGTH,
+  type SqlCompileResult,
+  type SqlFilter,
+} from './sql92/index.js';
 export { matchesTagsCode, parseTagExpression, SUB_ALL, type TagSubscription } from './subscription.js';
 export * from './transaction-records.js';
 export { createUniqId } from './uniq-id.js';
