@@ -68,6 +68,8 @@ export interface PullSpec {
   commitOffset?: number;
   suspendTimeoutMillis?: number;
   subscription?: string;
+  /** 'TAG' (default) or 'SQL92'. */
+  expressionType?: string;
 }
 
 /** A PULL_MESSAGE request with every field a Java push consumer sends. */
@@ -83,7 +85,7 @@ export function pullRequest(s: PullSpec): RemotingCommand {
     suspendTimeoutMillis: String(s.suspendTimeoutMillis ?? 15_000),
     subscription: s.subscription ?? '*',
     subVersion: String(Date.now()),
-    expressionType: 'TAG',
+    expressionType: s.expressionType ?? 'TAG',
   });
 }
 

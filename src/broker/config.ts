@@ -93,6 +93,8 @@ export interface BrokerConfig {
   transactionCheckMax: number;
   /** How often unresolved half messages are looked at, ms. RocketMQ's key; 30 s. */
   transactionCheckInterval: number;
+  /** SQL92 subscriptions are served (RocketMQ's key; false there by default, true here). */
+  enablePropertyFilter: boolean;
   /** Sends being stored at once; more wait in the send queue (flow-control.ts). */
   sendInFlightMax: number;
   /** Sends that may wait in the send queue; more are refused SYSTEM_BUSY. RocketMQ's key; 10,000. */
@@ -137,6 +139,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     transactionTimeOut: 6_000,
     transactionCheckMax: 15,
     transactionCheckInterval: 30_000,
+    enablePropertyFilter: true,
     sendInFlightMax: 8192,
     sendThreadPoolQueueCapacity: 10_000,
     waitTimeMillsInSendQueue: 200,
@@ -186,6 +189,7 @@ const KINDS: Record<keyof BrokerConfig, Kind> = {
   transactionTimeOut: 'int',
   transactionCheckMax: 'int',
   transactionCheckInterval: 'int',
+  enablePropertyFilter: 'bool',
   sendInFlightMax: 'int',
   sendThreadPoolQueueCapacity: 'int',
   waitTimeMillsInSendQueue: 'int',

@@ -41,6 +41,7 @@ export {
   type PushConsumerStats,
   type QueueStats,
 } from './consumer/push-consumer.js';
+export { type ExpressionType, MessageSelector } from './consumer/subscription.js';
 export type {
   AllocateContext,
   AllocateStrategy,

@@ -32,13 +32,18 @@
  * does): no config → SUBSCRIPTION_GROUP_NOT_EXIST 26; consumeEnable false → NO_PERMISSION 16; a BROADCASTING group (by its heartbeat)
  * whose consumeBroadcastEnable is false → NO_PERMISSION 16.
  *
+ * A SQL92 subscription (expressionType SQL92, with the flag or registered by the heartbeat) is
+ * compiled once (../sql-filter.ts) and drops the records whose properties do not satisfy it; a
+ * pull that kept none answers PULL_RETRY_IMMEDIATELY. An expression that does not parse →
+ * SUBSCRIPTION_PARSE_FAILED 23 naming where; enablePropertyFilter=false → SYSTEM_ERROR.
+ *
  * Without the SUBSCRIPTION flag the subscription the group's heartbeat registered for the topic
  * filters (its codeSet), as in RocketMQ. Where no heartbeat registered one, RocketMQ answers
  * SUBSCRIPTION_NOT_EXIST; tsmq then takes every tag ("*"), leaving filtering to the client (which
  * always re-checks tags).
  */
 import { isTsmqError } from '../../common/errors.js';
-import { parseTagExpression, type TagSubscription } from '../../message/index.js';
+import { parseTagExpression, type SqlFilter, type TagSubscription } from '../../message/index.js';
 import { Perm } from '../../namesrv/index.js';
 import {
   createResponse,
@@ -56,6 +61,7 @@ import {
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { GetMessageResult } from '../../store/index.js';
 import { tagSubscriptionOf } from '../client-groups.js';
+import { filterBySql, sqlFilterOf } from '../sql-filter.js';
 import type { BrokerContext, BrokerProcessor } from './context.js';
 
 export const PullSysFlag = {
@@ -213,15 +219,38 @@ async function processPull(
     );
   }
   let sub: TagSubscription = { all: true };
+  let sql: SqlFilter | undefined;
+  const sqlOf = (expression: string | undefined): RemotingCommand | undefined => {
+    if (!ctx.config.enablePropertyFilter) {
+      return createResponse(
+        request,
+        ResponseCode.SYSTEM_ERROR,
+        'The broker does not support consumer to filter message by SQL92 (enablePropertyFilter=false)',
+      );
+    }
+    const f = sqlFilterOf((expression ?? '').trim());
+    if (typeof f === 'string') {
+      return createResponse(
+        request,
+        ResponseCode.SUBSCRIPTION_PARSE_FAILED,
+        `parse the consumer's SQL92 subscription failed: ${f}`,
+      );
+    }
+    sql = f;
+    return undefined;
+  };
   if ((h.sysFlag & PullSysFlag.SUBSCRIPTION) !== 0) {
-    if (h.expressionType !== undefined && h.expressionType !== 'TAG') {
+    if (h.expressionType === 'SQL92') {
+      const refused = sqlOf(h.subscription);
+      if (refused) return refused;
+    } else if (h.expressionType !== undefined && h.expressionType !== 'TAG') {
       return createResponse(
         request,
         ResponseCode.SYSTEM_ERROR,
         `The broker does not support consumer to filter message by ${h.expressionType}`,
       );
     }
-    const parsed = parsedExpression(h.subscription);
+    const parsed = sql ? sub : parsedExpression(h.subscription);
     if (!parsed) {
       return createResponse(
         request,
@@ -232,7 +261,10 @@ async function processPull(
     sub = parsed;
   } else {
     const registered = ctx.clients.subscription(h.consumerGroup, h.topic);
-    if (registered) {
+    if (registered?.expressionType === 'SQL92') {
+      const refused = sqlOf(registered.subString);
+      if (refused) return refused;
+    } else if (registered) {
       if (registered.expressionType !== 'TAG') {
         return createResponse(
           request,
@@ -262,6 +294,7 @@ async function processPull(
     if (!isTsmqError(e) || e.codeName !== 'STORE_CLOSED') ctx.logger.error({ err: e }, 'pull failed');
     return createResponse(request, ResponseCode.SYSTEM_ERROR, `pull failed: ${message}`);
   }
+  if (sql) result = filterBySql(result, sql);
 
   // RocketMQ stores the commit whatever the pull found, but only on the first run of a request.
   if (allowSuspend && (h.sysFlag & PullSysFlag.COMMIT_OFFSET) !== 0 && h.commitOffset >= 0) {

@@ -40,6 +40,7 @@ import { ConsumerApi, describeQueue, type PullResult } from './pull-api.js';
 import { Rebalancer } from './rebalance.js';
 import { computeStartOffset, DEFAULT_CONSUME_TIMESTAMP_AGO_MS } from './start-offset.js';
 import {
+  type MessageSelector,
   makeSubscription,
   type Subscription,
   subscriptionData,
@@ -225,7 +226,7 @@ export class LitePullConsumer {
   }
 
   /** Joins the group's rebalance for `topic` with a TAG expression; before start(). */
-  subscribe(topic: string, expression = '*'): this {
+  subscribe(topic: string, expression: string | MessageSelector = '*'): this {
     if (this.state !== 'new') {
       throw new TsmqError('CLIENT_STATE_INVALID', 'subscribe() must be called before start()');
     }
@@ -579,9 +580,11 @@ export class LitePullConsumer {
     void this.pullLoop(lq, lq.pq, offset);
   }
 
-  private filterOf(topic: string): { expression: string; filter: TagSubscription; version: number } {
+  private filterOf(
+    topic: string,
+  ): Pick<Subscription, 'expression' | 'expressionType' | 'filter' | 'version'> {
     const s = this.subs.get(topic);
-    return s ?? { expression: SUB_ALL, filter: ALL, version: 0 };
+    return s ?? { expression: SUB_ALL, expressionType: 'TAG', filter: ALL, version: 0 };
   }
 
   private flowControlled(pq: ProcessQueue): boolean {
@@ -616,6 +619,7 @@ export class LitePullConsumer {
           offset: next,
           maxMsgNums: this.pullBatchSize,
           expression: sub.expression,
+          expressionType: sub.expressionType,
           filter: sub.filter,
           subVersion: sub.version,
           suspendTimeoutMs: this.suspendMs,

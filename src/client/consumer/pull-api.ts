@@ -35,7 +35,7 @@ import { createRequest, type RemotingCommand, RequestCode, ResponseCode } from '
 import type { ClientInstance } from '../client-instance.js';
 import { BrokerResponseError } from '../errors.js';
 import { decodeMessages, type MessageExt, type MessageQueue } from '../message.js';
-import { matchesTag } from './subscription.js';
+import { type ExpressionType, matchesTag } from './subscription.js';
 
 /** PULL_MESSAGE sysFlag bits (RocketMQ's PullSysFlag). */
 export const PullSysFlag = {
@@ -74,8 +74,10 @@ export interface PullRequest {
   queue: MessageQueue;
   offset: number;
   maxMsgNums: number;
-  /** The TAG expression sent with the SUBSCRIPTION flag, and the parsed filter for the re-check. */
+  /** The expression sent with the SUBSCRIPTION flag, and the parsed TAG filter for the re-check. */
   expression: string;
+  /** 'TAG' (default) or 'SQL92' (the broker filters; no re-check here). */
+  expressionType?: ExpressionType;
   filter: TagSubscription;
   subVersion: number;
   /** Ask the broker to hold the pull this long when nothing is there (SUSPEND); 0: answer at once. */
@@ -147,7 +149,7 @@ export class ConsumerApi {
       suspendTimeoutMillis: String(p.suspendTimeoutMs),
       subscription: p.expression,
       subVersion: String(p.subVersion),
-      expressionType: 'TAG',
+      expressionType: p.expressionType ?? 'TAG',
     });
     const timeoutMs =
       p.timeoutMs ??

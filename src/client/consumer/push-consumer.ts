@@ -75,7 +75,13 @@ import {
 } from './pull-api.js';
 import { Rebalancer } from './rebalance.js';
 import { computeStartOffset, DEFAULT_CONSUME_TIMESTAMP_AGO_MS } from './start-offset.js';
-import { makeSubscription, type Subscription, subscriptionData, validateGroup } from './subscription.js';
+import {
+  type MessageSelector,
+  makeSubscription,
+  type Subscription,
+  subscriptionData,
+  validateGroup,
+} from './subscription.js';
 import {
   type AllocateStrategy,
   type AllocateStrategyName,
@@ -393,8 +399,12 @@ export class PushConsumer {
     return this.instance.clientId;
   }
 
-  /** Subscribes to a topic with a TAG expression ("*" or "A || B"); before start(). */
-  subscribe(topic: string, expression = '*'): this {
+  /**
+   * Subscribes to a topic with a TAG expression ("*" or "A || B") or a selector
+   * (`MessageSelector.bySql("a > 5 AND region = 'eu'")`: the broker filters by properties);
+   * before start(). An expression that does not parse is SUBSCRIPTION_INVALID, saying where.
+   */
+  subscribe(topic: string, expression: string | MessageSelector = '*'): this {
     if (this.state !== 'new') {
       throw new TsmqError('CLIENT_STATE_INVALID', 'subscribe() must be called before start()');
     }
@@ -797,6 +807,7 @@ export class PushConsumer {
       offset,
       maxMsgNums: this.pullBatchSize,
       expression: sub.expression,
+      expressionType: sub.expressionType,
       filter: sub.filter,
       subVersion: sub.version,
       suspendTimeoutMs: this.suspendMs,

@@ -6,7 +6,13 @@
  */
 import { TsmqError } from '../../common/errors.js';
 import { javaStringHashCode } from '../../common/java-hash.js';
-import { MAX_TOPIC_BYTES, parseTagExpression, SUB_ALL, type TagSubscription } from '../../message/index.js';
+import {
+  compileSql92,
+  MAX_TOPIC_BYTES,
+  parseTagExpression,
+  SUB_ALL,
+  type TagSubscription,
+} from '../../message/index.js';
 import type { SubscriptionData } from '../../protocol/index.js';
 import type { MessageExt } from '../message.js';
 
@@ -18,10 +24,30 @@ const NAME_CHARS = /^[%|a-zA-Z0-9_-]+$/;
  */
 const GROUP_MAX_CHARS = 120;
 
+export type ExpressionType = 'TAG' | 'SQL92';
+
+/**
+ * What a consumer selects of a topic: a TAG expression ("*", "A || B"; the broker filters by tag
+ * hash and the client re-checks the tag), or a SQL92 expression over the message properties
+ * (`a > 5 AND region = 'eu'`; the broker filters, ../../message/sql92/). A plain string is a TAG
+ * expression.
+ */
+export interface MessageSelector {
+  readonly type: ExpressionType;
+  readonly expression: string;
+}
+
+export const MessageSelector = {
+  bySql: (expression: string): MessageSelector => ({ type: 'SQL92', expression }),
+  byTag: (expression: string): MessageSelector => ({ type: 'TAG', expression }),
+};
+
 export interface Subscription {
   readonly topic: string;
   /** The expression as the user gave it, trimmed ("*" for everything). */
   readonly expression: string;
+  readonly expressionType: ExpressionType;
+  /** The TAG filter the client re-checks; everything for a SQL92 subscription (the broker filters). */
   readonly filter: TagSubscription;
   /** When the subscription was made; brokers keep the newest (subVersion). */
   readonly version: number;
@@ -48,9 +74,37 @@ export function validateGroup(group: string): void {
   }
 }
 
-/** Parses `expression` for `topic`; an expression naming no tag ("||") is SUBSCRIPTION_INVALID. */
-export function makeSubscription(topic: string, expression: string | undefined, nowMs: number): Subscription {
+/**
+ * Parses a selector for `topic`: an expression naming no tag ("||"), or a SQL92 expression that
+ * does not compile (the message says where), is SUBSCRIPTION_INVALID.
+ */
+export function makeSubscription(
+  topic: string,
+  selector: string | MessageSelector | undefined,
+  nowMs: number,
+): Subscription {
   validateTopic(topic);
+  if (selector !== undefined && typeof selector === 'object' && selector !== null) {
+    if (selector.type === 'SQL92') {
+      const text = typeof selector.expression === 'string' ? selector.expression.trim() : '';
+      const compiled = compileSql92(text);
+      if (!compiled.ok) {
+        throw new TsmqError(
+          'SUBSCRIPTION_INVALID',
+          `the SQL92 expression of topic ${topic} does not parse: ${compiled.message}`,
+        );
+      }
+      return { topic, expression: text, expressionType: 'SQL92', filter: { all: true }, version: nowMs };
+    }
+    if (selector.type !== 'TAG') {
+      throw new TsmqError(
+        'SUBSCRIPTION_INVALID',
+        `a selector's type is TAG or SQL92, not ${String(selector.type)}`,
+      );
+    }
+    selector = selector.expression;
+  }
+  const expression = selector;
   if (expression !== undefined && typeof expression !== 'string') {
     throw new TsmqError('SUBSCRIPTION_INVALID', 'a subscription expression must be a string');
   }
@@ -62,7 +116,7 @@ export function makeSubscription(topic: string, expression: string | undefined, 
     );
   }
   const trimmed = (expression ?? '').trim();
-  return { topic, expression: filter.all ? SUB_ALL : trimmed, filter, version: nowMs };
+  return { topic, expression: filter.all ? SUB_ALL : trimmed, expressionType: 'TAG', filter, version: nowMs };
 }
 
 /** The SubscriptionData a heartbeat carries for one subscription. */
@@ -74,7 +128,7 @@ export function subscriptionData(s: Subscription): SubscriptionData {
     tagsSet: tags,
     codeSet: tags.map(javaStringHashCode),
     subVersion: s.version,
-    expressionType: 'TAG',
+    expressionType: s.expressionType,
   };
 }
 
