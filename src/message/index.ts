@@ -28,6 +28,7 @@ export {
   compileSql92,
   SQL92_MAX_DEPTH,
   SQL92_MAX_LENGTH,
+  SQL92_MAX_TREE_DEPTH,
   type SqlCompileResult,
   type SqlFilter,
 } from './sql92/index.js';

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compileSql92, SQL92_MAX_DEPTH, SQL92_MAX_LENGTH } from '../../src/message/index.js';
+import {
+  compileSql92,
+  SQL92_MAX_DEPTH,
+  SQL92_MAX_LENGTH,
+  SQL92_MAX_TREE_DEPTH,
+} from '../../src/message/index.js';
 
 type Props = Record<string, string>;
 
@@ -290,7 +295,17 @@ test('limits: length and nesting depth are refused with a position, never a stac
   assert.ok(!nots.ok && nots.message.includes('nesting'));
   const minus = compileSql92(`${'-'.repeat(SQL92_MAX_DEPTH + 1)}a IS NULL`);
   assert.ok(!minus.ok && minus.message.includes('nesting'));
-  // Long flat chains are loops, not recursion.
+  // Operator chains other than AND/OR build deep trees: refused past the tree limit.
+  const eqChain = (k: number) => Array.from({ length: k }, () => 'a').join(' = ');
+  assert.ok(compileSql92(eqChain(SQL92_MAX_TREE_DEPTH)).ok);
+  const tall = compileSql92(eqChain(SQL92_MAX_TREE_DEPTH + 1));
+  assert.ok(!tall.ok && tall.position === 0 && tall.message.includes('nested deeper'));
+  const isNulls = compileSql92(`a${' IS NULL'.repeat(SQL92_MAX_TREE_DEPTH + 1)}`);
+  assert.ok(!isNulls.ok && isNulls.message.includes('nested deeper'));
+  // Long AND/OR chains are loops, not recursion, and do not count against the tree limit.
+  const ors = compileSql92(`${Array.from({ length: 700 }, () => "a = 'x'").join(' OR ')} OR b IS NULL`);
+  assert.ok(ors.ok && ors.filter.matches(() => undefined));
+  assert.ok(ors.ok && !ors.filter.matches(() => 'y'));
   const chain = Array.from({ length: 300 }, (_, i) => `p${i} IS NULL`).join(' AND ');
   const c = compileSql92(chain);
   assert.ok(c.ok && c.filter.matches(() => undefined));

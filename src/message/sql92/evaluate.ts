@@ -24,28 +24,21 @@ export function compileNode(n: Sql92Node): Evaluator {
       const e = compileNode(n.e);
       return (get) => javaNegate(e(get));
     }
-    case 'and': {
-      const l = compileNode(n.l);
-      const r = compileNode(n.r);
-      // LogicExpression.createAND: false wins, then unknown, and the right side is skipped when
-      // the left is false (so its faults are too).
-      return (get) => {
-        const lv = asBool(l(get));
-        if (lv === false) return false;
-        const rv = asBool(r(get));
-        if (rv === false) return false;
-        return lv === null || rv === null ? null : true;
-      };
-    }
+    case 'and':
     case 'or': {
-      const l = compileNode(n.l);
-      const r = compileNode(n.r);
+      // A chain `x AND y AND z` is left-nested; it runs as one loop, which short-circuits exactly
+      // as LogicExpression does (AND: false wins and stops, otherwise any unknown makes the
+      // result unknown; OR the same with true), so faults after the deciding operand are skipped.
+      const parts = chain(n).map(compileNode);
+      const decisive = n.k === 'or';
       return (get) => {
-        const lv = asBool(l(get));
-        if (lv === true) return true;
-        const rv = asBool(r(get));
-        if (rv === true) return true;
-        return lv === null || rv === null ? null : false;
+        let unknown = false;
+        for (const part of parts) {
+          const v = asBool(part(get));
+          if (v === decisive) return decisive;
+          if (v === null) unknown = true;
+        }
+        return unknown ? null : !decisive;
       };
     }
     case 'not': {
@@ -121,6 +114,19 @@ export function compileNode(n: Sql92Node): Evaluator {
       };
     }
   }
+}
+
+/** The operands of a left-nested chain of one logical operator, in evaluation order. */
+function chain(n: Sql92Node & { k: 'and' | 'or' }): Sql92Node[] {
+  const rights: Sql92Node[] = [];
+  let cur: Sql92Node = n;
+  while (cur.k === n.k) {
+    const c = cur as Sql92Node & { k: 'and' | 'or' };
+    rights.push(c.r);
+    cur = c.l;
+  }
+  rights.push(cur);
+  return rights.reverse();
 }
 
 const CMP: Record<'>' | '>=' | '<' | '<=', (c: number) => boolean> = {

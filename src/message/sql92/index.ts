@@ -15,7 +15,9 @@
  *   Compile once per subscription, then call matches per message: it runs prebuilt closures.
  *
  * Limits: SQL92_MAX_LENGTH = 8192 UTF-16 units; SQL92_MAX_DEPTH = 100 nested parentheses and
- * prefix operators (NOT, -, +), so recursion stays shallow whatever the input.
+ * prefix operators (NOT, -, +), so recursion stays shallow whatever the input; SQL92_MAX_TREE_DEPTH
+ * = 500 operators nested in the tree (AND/OR chains excepted: they run as loops). Errors past the
+ * tree limit report position 0.
  *
  * Grammar (keywords in any case; loosest binding first):
  *   expr        := and { OR and }
@@ -66,7 +68,7 @@ import { compileNode } from './evaluate.js';
 import { parseSql92 } from './parser.js';
 import { EvalFault } from './values.js';
 
-export { SQL92_MAX_DEPTH, SQL92_MAX_LENGTH } from './parser.js';
+export { SQL92_MAX_DEPTH, SQL92_MAX_LENGTH, SQL92_MAX_TREE_DEPTH } from './parser.js';
 
 export interface SqlFilter {
   readonly expression: string;

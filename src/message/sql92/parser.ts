@@ -31,6 +31,12 @@ export type Sql92Node =
 export const SQL92_MAX_LENGTH = 8192;
 /** Deepest nesting of parentheses and prefix operators (NOT, -, +) accepted. */
 export const SQL92_MAX_DEPTH = 100;
+/**
+ * Deepest operator tree accepted, so compiling and evaluating (both recursive) stay far from the
+ * stack's end. Chains of AND or OR do not count (they compile to loops); chains such as
+ * `a = b = c = …` or `a IS NULL IS NULL …` do.
+ */
+export const SQL92_MAX_TREE_DEPTH = 500;
 
 export type ParseResult =
   | { readonly ok: true; readonly tree: Sql92Node }
@@ -377,6 +383,33 @@ function checkBetween(low: Sql92Node, high: Sql92Node, at: Token): void {
     throw new ParseFail(at.pos, `BETWEEN's lower bound is above its upper bound at position ${at.pos}`);
 }
 
+/** The tree's depth as compileNode recurses: the left operand of a same-kind AND/OR is free. */
+function treeDepth(root: Sql92Node): number {
+  let max = 0;
+  const stack: [Sql92Node, number][] = [[root, 1]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [n, d] = top;
+    if (d > max) max = d;
+    switch (n.k) {
+      case 'and':
+      case 'or':
+        stack.push([n.l, n.l.k === n.k ? d : d + 1], [n.r, d + 1]);
+        break;
+      case 'cmp':
+      case 'eq':
+        stack.push([n.l, d + 1], [n.r, d + 1]);
+        break;
+      case 'neg':
+      case 'not':
+      case 'cast':
+      case 'str':
+        stack.push([n.e, d + 1]);
+        break;
+    }
+  }
+  return max;
+}
+
 /** Parses `src` into a tree, or says where and why it is not a valid expression. */
 export function parseSql92(src: string): ParseResult {
   if (src.length > SQL92_MAX_LENGTH) {
@@ -389,7 +422,15 @@ export function parseSql92(src: string): ParseResult {
   const lexed = tokenize(src);
   if (!lexed.ok) return lexed;
   try {
-    return { ok: true, tree: new Parser(lexed.tokens).parseAll() };
+    const tree = new Parser(lexed.tokens).parseAll();
+    if (treeDepth(tree) > SQL92_MAX_TREE_DEPTH) {
+      return {
+        ok: false,
+        position: 0,
+        message: `operators nested deeper than ${SQL92_MAX_TREE_DEPTH} in the expression at position 0`,
+      };
+    }
+    return { ok: true, tree };
   } catch (e) {
     if (e instanceof ParseFail) return { ok: false, position: e.position, message: e.message };
     throw e;
