@@ -17,7 +17,7 @@ import {
 import { isTsmqError } from '../../src/common/errors.js';
 import { createLogger } from '../../src/common/log.js';
 import { decodeRecords, getProperty } from '../../src/message/index.js';
-import { ResponseCode } from '../../src/protocol/index.js';
+import { createRequest, RequestCode, ResponseCode } from '../../src/protocol/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
 import { pullRequest, sendV2, waitFor } from '../../test-support/broker-fixtures.js';
 
@@ -158,6 +158,26 @@ describe('SQL92 subscriptions', () => {
     );
     assert.equal(res.code, ResponseCode.SUBSCRIPTION_PARSE_FAILED);
     assert.match(res.remark ?? '', /position \d+/);
+  });
+
+  test('CHECK_CLIENT_CONFIG (what a Java client asks before it subscribes by SQL92) says whether it parses', async () => {
+    const check = (subString: string, expressionType = 'SQL92') =>
+      client.invoke(mq.brokerAddr, {
+        ...createRequest(RequestCode.CHECK_CLIENT_CONFIG),
+        body: Buffer.from(
+          JSON.stringify({
+            clientId: 'c',
+            group: 'g',
+            subscriptionData: { topic: TOPIC, subString, expressionType },
+          }),
+        ),
+      });
+    assert.equal((await check(SQL)).code, ResponseCode.SUCCESS);
+    assert.equal((await check('*', 'TAG')).code, ResponseCode.SUCCESS);
+    const bad = await check('amount >>');
+    assert.equal(bad.code, ResponseCode.SUBSCRIPTION_PARSE_FAILED);
+    assert.match(bad.remark ?? '', /position/);
+    assert.equal((await check('x', 'CLASS')).code, ResponseCode.SYSTEM_ERROR);
   });
 
   test('enablePropertyFilter=false: a SQL92 pull is refused, a TAG pull still served', async () => {

@@ -1,6 +1,7 @@
 /** The broker's command registry: request code → processor, one processor per file (or a few closely related). */
 
 import { getBrokerConfig, updateBrokerConfig } from './broker-config.js';
+import { checkClientConfig } from './check-client-config.js';
 import { queryTopicConsumeByWho } from './consume-by-who.js';
 import { getConsumeStats } from './consume-stats.js';
 import { getConsumerConnectionList } from './consumer-connection.js';
@@ -70,6 +71,7 @@ export const BROKER_PROCESSORS: readonly BrokerProcessor[] = [
   getTopicStatsInfo,
   // clients and groups
   heartBeat,
+  checkClientConfig,
   unregisterClient,
   getConsumerListByGroup,
   getConsumerConnectionList,
