@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Embedded, startEmbedded } from '../../src/broker/index.js';
 import {
+  Admin,
   LitePullConsumer,
   type MessageExt,
   MessageSelector,
@@ -196,6 +197,17 @@ describe('SQL92 subscriptions', () => {
       assert.match(sql.remark ?? '', /enablePropertyFilter=false/);
       const tag = await client.invoke(off.brokerAddr, pullRequest(SQL_PULL()));
       assert.equal(tag.code, ResponseCode.SUCCESS);
+      // A push consumer asks first (CHECK_CLIENT_CONFIG), so its start() fails with the reason.
+      const admin = new Admin({ namesrvAddr: off.namesrvAddr, logger: quiet() });
+      await waitFor(
+        async () => (await admin.topicRoute(TOPIC).catch(() => undefined)) !== undefined,
+        10_000,
+        'route',
+      );
+      admin.close();
+      const pc = new PushConsumer({ group: 'sql-off', namesrvAddr: off.namesrvAddr, logger: quiet() });
+      pc.subscribe(TOPIC, MessageSelector.bySql('amount > 1')).onMessage(async () => undefined);
+      await assert.rejects(pc.start(), /enablePropertyFilter=false/);
     } finally {
       await off.close();
     }

@@ -31,7 +31,13 @@
  */
 import { TsmqError } from '../../common/errors.js';
 import type { TagSubscription } from '../../message/index.js';
-import { createRequest, type RemotingCommand, RequestCode, ResponseCode } from '../../protocol/index.js';
+import {
+  createRequest,
+  type RemotingCommand,
+  RequestCode,
+  ResponseCode,
+  type SubscriptionData,
+} from '../../protocol/index.js';
 import type { ClientInstance } from '../client-instance.js';
 import { BrokerResponseError } from '../errors.js';
 import { decodeMessages, type MessageExt, type MessageQueue } from '../message.js';
@@ -240,6 +246,26 @@ export class ConsumerApi {
       }),
       `send-back of message ${msg.msgId} (${msg.brokerName} offset ${msg.commitLogOffset})`,
     );
+  }
+
+  /**
+   * CHECK_CLIENT_CONFIG: asks every broker serving the subscription's topic whether it can serve
+   * it (SQL92 support, the expression parses); rejects with the first refusal.
+   */
+  async checkClientConfig(group: string, subscriptionData: SubscriptionData): Promise<void> {
+    const route = this.instance.cachedRoute(subscriptionData.topic);
+    for (const b of route?.brokerDatas ?? []) {
+      const addr = this.instance.masterAddr(b.brokerName) ?? this.instance.anyAddr(b.brokerName);
+      if (!addr) continue;
+      await this.instance.invokeOk(
+        addr,
+        {
+          ...createRequest(RequestCode.CHECK_CLIENT_CONFIG),
+          body: Buffer.from(JSON.stringify({ clientId: this.instance.clientId, group, subscriptionData })),
+        },
+        `the ${subscriptionData.expressionType} subscription of ${subscriptionData.topic}`,
+      );
+    }
   }
 
   /** One past the queue's last message. */

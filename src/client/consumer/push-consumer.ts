@@ -493,6 +493,11 @@ export class PushConsumer {
           this.logger.warn({ topic, err: e.message }, 'no route yet for a subscribed topic');
         });
       }
+      // As RocketMQ's client: the brokers of a SQL92 subscription must accept it before it starts
+      // (one with enablePropertyFilter=false, say, answers SYSTEM_ERROR: start() rejects with it).
+      for (const sub of this.subs.values()) {
+        if (sub.expressionType !== 'TAG') await this.api.checkClientConfig(this.group, subscriptionData(sub));
+      }
       await this.instance.heartbeat();
       this.state = 'running';
       this.rebalancer.start();
@@ -896,7 +901,9 @@ export class PushConsumer {
     return (
       pq.count + this.pullBatchSize > this.pullThresholdForQueue ||
       pq.span + this.pullBatchSize > this.maxSpan ||
-      pq.cachedBytes > this.pullThresholdBytes
+      // bytes: a batch of messages the size of those cached now
+      pq.cachedBytes + (pq.count > 0 ? (pq.cachedBytes / pq.count) * this.pullBatchSize : 0) >
+        this.pullThresholdBytes
     );
   }
 
