@@ -4,7 +4,14 @@
  */
 import readline from 'node:readline';
 import { type Command, InvalidArgumentError } from 'commander';
-import { localRedelivery, type Message, type MessageExt, Producer, PushConsumer } from '../client/index.js';
+import {
+  localRedelivery,
+  type Message,
+  type MessageExt,
+  MessageSelector,
+  Producer,
+  PushConsumer,
+} from '../client/index.js';
 import { TsmqError } from '../common/errors.js';
 import { clientCommand, withAdmin } from './admin-commands.js';
 import { positiveInt } from './options.js';
@@ -69,6 +76,7 @@ interface ConsumeFlags extends Flags {
   topic: string;
   group: string;
   expression: string;
+  sql?: string;
   from: 'first' | 'last' | 'timestamp';
   timestamp?: number;
   count?: number;
@@ -141,6 +149,7 @@ export function addMessageCommands(program: Command): void {
       .requiredOption('-t, --topic <topic>', 'topic')
       .option('-g, --group <group>', 'consumer group (offsets are kept per group)', 'tsmq-cli-consumer')
       .option('-s, --expression <tags>', 'tag filter: * or "TagA || TagB"', '*')
+      .option('--sql <expression>', 'SQL92 filter on properties, e.g. "amount > 50 AND region = \'eu\'"')
       .option('--from <where>', 'where a new group starts: first, last or timestamp', fromArg, 'first')
       .option('--timestamp <time>', 'with --from timestamp: epoch ms or ISO time', timeArg)
       .option('-c, --count <n>', 'stop after this many messages', positiveInt)
@@ -166,16 +175,18 @@ export function addMessageCommands(program: Command): void {
     const finished = new Promise<void>((resolve) => {
       done = resolve;
     });
-    consumer.subscribe(o.topic, o.expression).onMessage(async (msgs) => {
-      // Past --count, hand messages back unprinted so the group's offset never passes them.
-      if (o.count !== undefined && seen >= o.count) return 'RETRY_LATER';
-      for (const m of msgs) {
-        seen++;
-        print(o.json, describe(m), () => line(m));
-      }
-      lastAt = Date.now();
-      if (o.count !== undefined && seen >= o.count) done();
-    });
+    consumer
+      .subscribe(o.topic, o.sql !== undefined ? MessageSelector.bySql(o.sql) : o.expression)
+      .onMessage(async (msgs) => {
+        // Past --count, hand messages back unprinted so the group's offset never passes them.
+        if (o.count !== undefined && seen >= o.count) return 'RETRY_LATER';
+        for (const m of msgs) {
+          seen++;
+          print(o.json, describe(m), () => line(m));
+        }
+        lastAt = Date.now();
+        if (o.count !== undefined && seen >= o.count) done();
+      });
     await consumer.start();
     const idle =
       o.idle === undefined

@@ -110,6 +110,20 @@ test('send, consume, query by key and by both ids, lag and group list', async ()
   // A filtered consumer in another group sees only its tag.
   const filtered = await ok(['consume', '-t', 'Shop', '-g', 'cli-paid', '-s', 'paid', '-c', '1', '--json']);
   assert.equal(JSON.parse(filtered.trim()).body, 'order paid');
+  // A SQL92 filter on the user property it was sent with.
+  const bySql = await ok([
+    'consume',
+    '-t',
+    'Shop',
+    '-g',
+    'cli-sql',
+    '--sql',
+    "region = 'eu'",
+    '-c',
+    '1',
+    '--json',
+  ]);
+  assert.equal(JSON.parse(bySql.trim()).body, 'order paid');
 
   await ok(['send', '-t', 'Shop', '-b', 'late', '-c', '3']);
   const lag = JSON.parse(await ok(['lag', 'cli-g', '--json']));
