@@ -75,6 +75,11 @@ export function addDlqCommands(program: Command): void {
       throw new TsmqError('ARGUMENT_INVALID', 'give --id (one or more message ids) or --all');
     }
     const found = await withAdmin(o, (admin) => admin.deadLetters(group, o.max));
+    if (o.all && found.length >= o.max) {
+      console.error(
+        `tsmq: read the first ${o.max} dead letters only; resend again with a larger --max for the rest`,
+      );
+    }
     const wanted = o.id ? new Set(o.id) : undefined;
     const chosen = wanted ? found.filter((d) => wanted.has(d.originMsgId) || wanted.has(d.msg.msgId)) : found;
     if (wanted) {

@@ -147,7 +147,7 @@ export interface PreparedMessage {
   msgId: string;
 }
 
-function checkCommon(msg: Message, limits: SendLimits, what: string): Buffer {
+function checkCommon(msg: Message, limits: SendLimits, what: string, nowMs = Date.now()): Buffer {
   if (msg === null || typeof msg !== 'object') throw invalid(`${what} is not a message object`);
   checkTopic(msg.topic, limits.createTopicKey);
   const raw: unknown = msg.body;
@@ -169,7 +169,7 @@ function checkCommon(msg: Message, limits: SendLimits, what: string): Buffer {
   if (at !== undefined && !(Number.isFinite(at) && at >= 0)) {
     throw invalid(`${what} has deliverAt ${String(msg.deliverAt)}; it must be a time (epoch ms or a Date)`);
   }
-  if (at !== undefined && Date.now() - at > DELIVER_AT_PAST_MAX_MS) {
+  if (at !== undefined && nowMs - at > DELIVER_AT_PAST_MAX_MS) {
     throw invalid(
       `${what} has deliverAt ${new Date(at).toISOString()}, more than 3 days ago; it is ms since the epoch (not seconds)`,
     );
@@ -222,7 +222,7 @@ export function prepareMessage(
   nowMs = Date.now(),
   givenId?: string,
 ): PreparedMessage {
-  let body = checkCommon(msg, limits, 'the message');
+  let body = checkCommon(msg, limits, 'the message', nowMs);
   if (givenId !== undefined && !(typeof givenId === 'string' && GIVEN_ID.test(givenId))) {
     throw invalid(
       `the message id ${JSON.stringify(String(givenId).slice(0, 64))} is not 1 to 128 of [0-9A-Za-z_-]`,
