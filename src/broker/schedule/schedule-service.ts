@@ -26,6 +26,7 @@ import { isTsmqError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { AppendMessage, DecodedRecord } from '../../message/index.js';
 import { type MessageStore, unitAt } from '../../store/index.js';
+import { RoundLoop } from '../round-loop.js';
 import type { DelayOffsetsFile, DelayOffsetTable } from './delay-offsets.js';
 import { type MessagePutService, restoreRealMessage, SCHEDULE_TOPIC } from './put-message.js';
 
@@ -60,16 +61,22 @@ export interface LevelProgress {
 }
 
 export class ScheduleMessageService {
-  private closed = false;
-  private wakeTimer: NodeJS.Timeout | undefined;
-  private wakeResolve: (() => void) | undefined;
-  private loop: Promise<void> | undefined;
+  private readonly rounds: RoundLoop;
   /** Messages skipped because they could not be read or stored (logged one by one). */
   skipped = 0;
   /** Messages stored at their real queues since start. */
   delivered = 0;
 
-  constructor(private readonly opts: ScheduleServiceOptions) {}
+  constructor(private readonly opts: ScheduleServiceOptions) {
+    this.rounds = new RoundLoop({
+      round: (now) => this.step(now),
+      clock: opts.clock,
+      logger: opts.logger,
+      what: 'delay-level delivery',
+      idlePollMs: IDLE_POLL_MS,
+      retryAfterMs: RETRY_AFTER_MS,
+    });
+  }
 
   /** Levels with a queue to look at: the configured ones and any older queue beyond them. */
   private levels(): number[] {
@@ -209,48 +216,17 @@ export class ScheduleMessageService {
 
   /** Runs rounds in the background until `close()`. */
   start(): void {
-    if (this.loop) return;
-    this.loop = this.run();
+    this.rounds.start();
   }
 
   /** Something arrived in the schedule topic: look again now. */
   kick(): void {
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = undefined;
-    const r = this.wakeResolve;
-    this.wakeResolve = undefined;
-    r?.();
-  }
-
-  private async run(): Promise<void> {
-    while (!this.closed) {
-      const now = this.opts.clock.now();
-      let next: number | undefined;
-      try {
-        next = await this.step(now);
-      } catch (e) {
-        if (this.closed) break;
-        this.opts.logger.error({ err: e }, 'delay-level delivery round failed; retrying in a second');
-        next = now + RETRY_AFTER_MS;
-      }
-      if (this.closed) break;
-      const wait = Math.min((next ?? Number.POSITIVE_INFINITY) - this.opts.clock.now(), IDLE_POLL_MS);
-      if (wait <= 0) {
-        await new Promise<void>((r) => setImmediate(r));
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        this.wakeResolve = resolve;
-        this.wakeTimer = setTimeout(() => this.kick(), wait);
-      });
-    }
+    this.rounds.kick();
   }
 
   /** Stops the loop after the round in progress and writes the progress. */
   async close(): Promise<void> {
-    this.closed = true;
-    this.kick();
-    await this.loop;
+    await this.rounds.stop();
     await this.opts.offsets.close();
   }
 }

@@ -40,6 +40,7 @@
  */
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
+import { RoundLoop } from '../round-loop.js';
 import type { StoredUnit, TimerStore } from './timer-store.js';
 
 /** A message waiting in the timer topic, as its consume-queue unit describes it. */
@@ -188,10 +189,7 @@ export class TimerMessageService {
   private readonly heldMax: number;
   private readonly openMax: number;
   private readonly leadMs: number;
-  private closed = false;
-  private loop: Promise<void> | undefined;
-  private wakeTimer: NodeJS.Timeout | undefined;
-  private wakeResolve: (() => void) | undefined;
+  private readonly rounds: RoundLoop;
   private checkpointTimer: NodeJS.Timeout | undefined;
   delivered = 0;
   skipped = 0;
@@ -214,6 +212,14 @@ export class TimerMessageService {
     this.heldMax = opts.heldMax ?? 65_536;
     this.openMax = opts.openMax ?? 4;
     this.leadMs = Math.min(s.precisionMs, LEAD_MS_MAX);
+    this.rounds = new RoundLoop({
+      round: (now) => this.step(now),
+      clock: opts.clock,
+      logger: opts.logger,
+      what: 'timer',
+      idlePollMs: IDLE_POLL_MS,
+      retryAfterMs: RETRY_AFTER_MS,
+    });
   }
 
   get store(): TimerStore {
@@ -303,7 +309,7 @@ export class TimerMessageService {
   private async enqueue(): Promise<boolean> {
     const { store, source, logger } = this.opts;
     let linked = 0;
-    while (linked < ENQUEUE_ROUND_MAX && !this.closed) {
+    while (linked < ENQUEUE_ROUND_MAX && !this.rounds.closed) {
       let from = store.enqueueOffset ?? 0;
       const min = source.minOffset();
       if (from < min) {
@@ -363,7 +369,7 @@ export class TimerMessageService {
   private async openSlots(nowMs: number): Promise<void> {
     const s = this.opts.store;
     let passed = 0;
-    while (this.open.size < this.openMax && !this.closed) {
+    while (this.open.size < this.openMax && !this.rounds.closed) {
       if (this.open.size === 0 && s.pending === 0) {
         // Nothing waits anywhere: jump to now.
         this.nextSlot = Math.max(this.nextSlot, s.slotOf(nowMs));
@@ -404,7 +410,7 @@ export class TimerMessageService {
     let any = false;
     for (const o of this.open.values()) {
       if (o.mode !== 'held' || !o.walking) continue;
-      while (o.nextPos >= 0 && budget > 0 && !this.closed) {
+      while (o.nextPos >= 0 && budget > 0 && !this.rounds.closed) {
         const chunk = await this.readChain(o, Math.min(budget, 1024));
         if (!chunk) break;
         budget -= chunk.length;
@@ -582,63 +588,31 @@ export class TimerMessageService {
   // -------------------------------------------------------------------------- background
 
   start(): void {
-    if (this.loop) return;
+    if (this.checkpointTimer) return;
     this.checkpointTimer = setInterval(
       () => void this.opts.store.checkpoint().catch(() => undefined),
       this.opts.checkpointIntervalMs,
     );
     this.checkpointTimer.unref();
-    this.loop = this.run();
+    this.rounds.start();
   }
 
   /** A timer message arrived: look again now. */
   kick(): void {
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = undefined;
-    const r = this.wakeResolve;
-    this.wakeResolve = undefined;
-    r?.();
-  }
-
-  private async run(): Promise<void> {
-    while (!this.closed) {
-      const now = this.opts.clock.now();
-      let next: number | undefined;
-      try {
-        next = await this.step(now);
-      } catch (e) {
-        if (this.closed) break;
-        this.opts.logger.error({ err: e }, 'timer round failed; retrying in a second');
-        next = now + RETRY_AFTER_MS;
-      }
-      if (this.closed) break;
-      const wait = Math.min((next ?? Number.POSITIVE_INFINITY) - this.opts.clock.now(), IDLE_POLL_MS);
-      if (wait <= 0) {
-        await new Promise<void>((r) => setImmediate(r));
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        this.wakeResolve = resolve;
-        this.wakeTimer = setTimeout(() => this.kick(), wait);
-      });
-    }
+    this.rounds.kick();
   }
 
   /** Stops after the round in progress; the store is checkpointed and closed. */
   async close(): Promise<void> {
-    this.closed = true;
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
-    this.kick();
-    await this.loop;
+    await this.rounds.stop();
     await this.opts.store.close();
   }
 
   /** Stops without a checkpoint, as a crash would (tests). */
   async abandon(): Promise<void> {
-    this.closed = true;
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
-    this.kick();
-    await this.loop?.catch(() => undefined);
+    await this.rounds.stop();
     await this.opts.store.abandon();
   }
 }
