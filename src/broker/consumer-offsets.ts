@@ -17,7 +17,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../common/log.js';
-import { JsonFile } from '../store/index.js';
+import { PeriodicJsonFile } from '../store/index.js';
 
 interface OffsetsFile {
   offsetTable: Record<string, Record<string, number>>;
@@ -46,22 +46,21 @@ interface GroupTopicOffsets {
 export class ConsumerOffsetManager {
   private readonly table = new Map<string, GroupTopicOffsets>();
   private readonly pulled = new Map<string, GroupTopicOffsets>();
-  private readonly file: JsonFile<OffsetsFile | undefined>;
-  private dirty = false;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly file: PeriodicJsonFile<OffsetsFile>;
 
-  private constructor(
-    storePathRootDir: string,
-    private readonly logger: Logger,
-  ) {
-    this.file = new JsonFile(path.join(storePathRootDir, 'config', 'consumerOffset.json'));
+  private constructor(storePathRootDir: string, logger: Logger) {
+    this.file = new PeriodicJsonFile(
+      path.join(storePathRootDir, 'config', 'consumerOffset.json'),
+      () => this.snapshot(),
+      (err, file) => logger.error({ err, path: file }, 'writing consumer offsets failed'),
+    );
   }
 
   /** Loads consumerOffset.json if present; entries that are not offsets are skipped with a warning. */
   static async open(storePathRootDir: string, logger: Logger): Promise<ConsumerOffsetManager> {
     await fs.mkdir(path.join(storePathRootDir, 'config'), { recursive: true });
     const m = new ConsumerOffsetManager(storePathRootDir, logger);
-    const stored = await m.file.read(undefined);
+    const stored = await m.file.file.read(undefined);
     for (const [key, queues] of Object.entries(stored?.offsetTable ?? {})) {
       const names = splitOffsetKey(key);
       if (!names) {
@@ -84,8 +83,7 @@ export class ConsumerOffsetManager {
 
   /** Starts the periodic flush. */
   start(flushIntervalMs: number): void {
-    this.timer = setInterval(() => void this.flush().catch(() => {}), flushIntervalMs);
-    this.timer.unref();
+    this.file.start(flushIntervalMs);
   }
 
   /** The committed offset, or undefined if the group never committed one for this queue. */
@@ -102,7 +100,7 @@ export class ConsumerOffsetManager {
     }
     if (entry.queues.get(queueId) === offset) return;
     entry.queues.set(queueId, offset);
-    this.dirty = true;
+    this.file.changed();
   }
 
   /** Remembers where a pull of the group ended (the next offset it will ask for); memory only. */
@@ -149,7 +147,7 @@ export class ConsumerOffsetManager {
       n++;
     }
     for (const [key, e] of [...this.pulled]) if (match(e)) this.pulled.delete(key);
-    if (n > 0) this.dirty = true;
+    if (n > 0) this.file.changed();
     return n;
   }
 
@@ -163,22 +161,12 @@ export class ConsumerOffsetManager {
   }
 
   /** Writes the table if it changed since the last write; resolves when it is durable. */
-  async flush(): Promise<void> {
-    if (!this.dirty) return;
-    this.dirty = false;
-    try {
-      await this.file.write(this.snapshot());
-    } catch (e) {
-      this.dirty = true;
-      this.logger.error({ err: e, path: this.file.path }, 'writing consumer offsets failed');
-      throw e;
-    }
+  flush(): Promise<void> {
+    return this.file.flush();
   }
 
-  /** Stops the timer and writes what changed. */
-  async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.flush();
+  /** Stops the periodic write and writes what changed. */
+  close(): Promise<void> {
+    return this.file.close();
   }
 }

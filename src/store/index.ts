@@ -9,7 +9,7 @@ export { ConsumeQueueStore } from './consume-queue-store.js';
 export { type DispatchedMessage, tagsCodeOf } from './dispatcher.js';
 export { IndexService } from './index-service.js';
 export { type DiskUsage, type FileIo, nodeFileIo } from './io.js';
-export { JsonFile } from './json-store.js';
+export { JsonFile, PeriodicJsonFile } from './json-store.js';
 export {
   defaultStoreOptions,
   type GetMessageOptions,

@@ -60,3 +60,56 @@ export class JsonFile<T> {
     });
   }
 }
+
+/**
+ * A JsonFile its owner rewrites in the background: it says `changed()` after each change, and the
+ * value of `snapshot()` is written at every `start` interval when something changed, and at
+ * `close()`. A failed write is reported through `onError` and tried again at the next interval.
+ */
+export class PeriodicJsonFile<T> {
+  readonly file: JsonFile<T | undefined>;
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    path: string,
+    private readonly snapshot: () => T,
+    private readonly onError: (e: unknown, path: string) => void,
+    io: FileIo = nodeFileIo,
+  ) {
+    this.file = new JsonFile(path, io);
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  changed(): void {
+    this.dirty = true;
+  }
+
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => void this.flush().catch(() => {}), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Writes the value if it changed since the last write; resolves when it is durable. */
+  async flush(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    try {
+      await this.file.write(this.snapshot());
+    } catch (e) {
+      this.dirty = true;
+      this.onError(e, this.file.path);
+      throw e;
+    }
+  }
+
+  /** Stops the interval and writes what changed. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+}

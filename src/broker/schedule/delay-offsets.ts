@@ -15,7 +15,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../common/log.js';
-import { JsonFile } from '../../store/index.js';
+import { PeriodicJsonFile } from '../../store/index.js';
 
 export interface DelayOffsetsFile {
   offsetTable: Record<string, number>;
@@ -23,15 +23,14 @@ export interface DelayOffsetsFile {
 
 export class DelayOffsetTable {
   private readonly table = new Map<number, number>();
-  private readonly file: JsonFile<DelayOffsetsFile | undefined>;
-  private dirty = false;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly file: PeriodicJsonFile<DelayOffsetsFile>;
 
-  private constructor(
-    storePathRootDir: string,
-    private readonly logger: Logger,
-  ) {
-    this.file = new JsonFile(path.join(storePathRootDir, 'config', 'delayOffset.json'));
+  private constructor(storePathRootDir: string, logger: Logger) {
+    this.file = new PeriodicJsonFile(
+      path.join(storePathRootDir, 'config', 'delayOffset.json'),
+      () => this.snapshot(),
+      (err, file) => logger.error({ err, path: file }, 'writing delay offsets failed'),
+    );
   }
 
   get path(): string {
@@ -42,7 +41,7 @@ export class DelayOffsetTable {
   static async open(storePathRootDir: string, logger: Logger): Promise<DelayOffsetTable> {
     await fs.mkdir(path.join(storePathRootDir, 'config'), { recursive: true });
     const t = new DelayOffsetTable(storePathRootDir, logger);
-    const stored = await t.file.read(undefined);
+    const stored = await t.file.file.read(undefined);
     for (const [k, v] of Object.entries(stored?.offsetTable ?? {})) {
       const level = Number(k);
       if (Number.isSafeInteger(level) && level >= 1 && Number.isSafeInteger(v) && v >= 0) {
@@ -56,8 +55,7 @@ export class DelayOffsetTable {
 
   /** Starts the periodic write. */
   start(flushIntervalMs: number): void {
-    this.timer = setInterval(() => void this.flush().catch(() => {}), flushIntervalMs);
-    this.timer.unref();
+    this.file.start(flushIntervalMs);
   }
 
   /** The next queue offset to deliver for the level, undefined if it never delivered one. */
@@ -68,7 +66,7 @@ export class DelayOffsetTable {
   set(level: number, offset: number): void {
     if (this.table.get(level) === offset) return;
     this.table.set(level, offset);
-    this.dirty = true;
+    this.file.changed();
   }
 
   /** The table in the file's shape, levels in order. */
@@ -79,22 +77,12 @@ export class DelayOffsetTable {
   }
 
   /** Writes the table if it changed since the last write; resolves when it is durable. */
-  async flush(): Promise<void> {
-    if (!this.dirty) return;
-    this.dirty = false;
-    try {
-      await this.file.write(this.snapshot());
-    } catch (e) {
-      this.dirty = true;
-      this.logger.error({ err: e, path: this.file.path }, 'writing delay offsets failed');
-      throw e;
-    }
+  flush(): Promise<void> {
+    return this.file.flush();
   }
 
-  /** Stops the timer and writes what changed. */
-  async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.flush();
+  /** Stops the periodic write and writes what changed. */
+  close(): Promise<void> {
+    return this.file.close();
   }
 }
