@@ -142,9 +142,10 @@ export class RateLimiter {
    * and a sentence saying which limit refused.
    */
   tryAcquire(topic: string, clientHost: string | undefined, msgs: number, bytes: number): string | undefined {
+    const t = this.topics.size === 0 ? undefined : this.topics.get(topic);
+    const c = clientHost === undefined || this.clients.size === 0 ? undefined : this.clients.get(clientHost);
+    if (!t && !c) return undefined;
     const now = this.clock.now();
-    const t = this.topics.get(topic);
-    const c = clientHost === undefined ? undefined : this.clients.get(clientHost);
     for (const [l, what] of [
       [t, `topic ${topic}`],
       [c, `client ${clientHost}`],

@@ -6,6 +6,7 @@
  * enables it by default.
  */
 import { compileSql92, decodeRecord, getProperty, type SqlFilter } from '../message/index.js';
+import { ResponseCode } from '../protocol/index.js';
 import type { GetMessageResult } from '../store/index.js';
 
 /** Compiled expressions kept (least recently used dropped first). */
@@ -25,6 +26,31 @@ export function sqlFilterOf(expression: string): SqlFilter | string {
   if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
   cache.set(expression, value);
   return value;
+}
+
+/**
+ * The filter a SQL92 subscription asks for, or the refusal a pull (or CHECK_CLIENT_CONFIG) answers:
+ * SYSTEM_ERROR when enablePropertyFilter is off, SUBSCRIPTION_PARSE_FAILED naming where the
+ * expression does not parse.
+ */
+export function sqlSubscription(
+  enablePropertyFilter: boolean,
+  expression: string | undefined,
+): SqlFilter | { code: number; remark: string } {
+  if (!enablePropertyFilter) {
+    return {
+      code: ResponseCode.SYSTEM_ERROR,
+      remark: 'The broker does not support consumer to filter message by SQL92 (enablePropertyFilter=false)',
+    };
+  }
+  const f = sqlFilterOf((expression ?? '').trim());
+  if (typeof f === 'string') {
+    return {
+      code: ResponseCode.SUBSCRIPTION_PARSE_FAILED,
+      remark: `parse the SQL92 subscription failed: ${f}`,
+    };
+  }
+  return f;
 }
 
 /**

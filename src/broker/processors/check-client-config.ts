@@ -12,7 +12,7 @@
  *   another type, or a body that is not one        SYSTEM_ERROR
  */
 import { createResponse, parseLaxJson, RequestCode, ResponseCode } from '../../protocol/index.js';
-import { sqlFilterOf } from '../sql-filter.js';
+import { sqlSubscription } from '../sql-filter.js';
 import type { BrokerProcessor } from './context.js';
 
 interface CheckBody {
@@ -42,21 +42,11 @@ export const checkClientConfig: BrokerProcessor = {
         `The broker does not support consumer to filter message by ${type}`,
       );
     }
-    if (!ctx.config.enablePropertyFilter) {
-      return createResponse(
-        request,
-        ResponseCode.SYSTEM_ERROR,
-        'The broker does not support consumer to filter message by SQL92 (enablePropertyFilter=false)',
-      );
-    }
-    const f = sqlFilterOf(typeof sub?.subString === 'string' ? sub.subString.trim() : '');
-    if (typeof f === 'string') {
-      return createResponse(
-        request,
-        ResponseCode.SUBSCRIPTION_PARSE_FAILED,
-        `parse the SQL92 subscription failed: ${f}`,
-      );
-    }
+    const f = sqlSubscription(
+      ctx.config.enablePropertyFilter,
+      typeof sub?.subString === 'string' ? sub.subString : '',
+    );
+    if ('code' in f) return createResponse(request, f.code, f.remark);
     return createResponse(request, ResponseCode.SUCCESS);
   },
 };

@@ -61,7 +61,7 @@ import {
 import type { RemotingChannel } from '../../remoting/index.js';
 import type { GetMessageResult } from '../../store/index.js';
 import { tagSubscriptionOf } from '../client-groups.js';
-import { filterBySql, sqlFilterOf } from '../sql-filter.js';
+import { filterBySql, sqlSubscription } from '../sql-filter.js';
 import type { BrokerContext, BrokerProcessor } from './context.js';
 
 export const PullSysFlag = {
@@ -220,29 +220,11 @@ async function processPull(
   }
   let sub: TagSubscription = { all: true };
   let sql: SqlFilter | undefined;
-  const sqlOf = (expression: string | undefined): RemotingCommand | undefined => {
-    if (!ctx.config.enablePropertyFilter) {
-      return createResponse(
-        request,
-        ResponseCode.SYSTEM_ERROR,
-        'The broker does not support consumer to filter message by SQL92 (enablePropertyFilter=false)',
-      );
-    }
-    const f = sqlFilterOf((expression ?? '').trim());
-    if (typeof f === 'string') {
-      return createResponse(
-        request,
-        ResponseCode.SUBSCRIPTION_PARSE_FAILED,
-        `parse the consumer's SQL92 subscription failed: ${f}`,
-      );
-    }
-    sql = f;
-    return undefined;
-  };
   if ((h.sysFlag & PullSysFlag.SUBSCRIPTION) !== 0) {
     if (h.expressionType === 'SQL92') {
-      const refused = sqlOf(h.subscription);
-      if (refused) return refused;
+      const f = sqlSubscription(ctx.config.enablePropertyFilter, h.subscription);
+      if ('code' in f) return createResponse(request, f.code, f.remark);
+      sql = f;
     } else if (h.expressionType !== undefined && h.expressionType !== 'TAG') {
       return createResponse(
         request,
@@ -262,8 +244,9 @@ async function processPull(
   } else {
     const registered = ctx.clients.subscription(h.consumerGroup, h.topic);
     if (registered?.expressionType === 'SQL92') {
-      const refused = sqlOf(registered.subString);
-      if (refused) return refused;
+      const f = sqlSubscription(ctx.config.enablePropertyFilter, registered.subString);
+      if ('code' in f) return createResponse(request, f.code, f.remark);
+      sql = f;
     } else if (registered) {
       if (registered.expressionType !== 'TAG') {
         return createResponse(

@@ -196,6 +196,8 @@ type State = 'new' | 'starting' | 'running' | 'stopping' | 'closed';
 
 export class PushConsumer {
   readonly group: string;
+  /** The group's %RETRY% topic, which a CLUSTERING member also reads. */
+  private readonly retryTopic: string;
   readonly messageModel: MessageModel;
   private readonly instance: ClientInstance;
   private readonly api: ConsumerApi;
@@ -240,6 +242,7 @@ export class PushConsumer {
   constructor(opts: PushConsumerOptions) {
     validateGroup(opts.group);
     this.group = opts.group;
+    this.retryTopic = retryTopicOf(opts.group);
     this.messageModel = oneOf('messageModel', opts.messageModel, 'CLUSTERING', MESSAGE_MODELS);
     this.consumeFromWhere = oneOf('consumeFromWhere', opts.consumeFromWhere, 'LAST_OFFSET', CONSUME_FROM);
     if (opts.consumeTimestamp !== undefined && !Number.isSafeInteger(opts.consumeTimestamp)) {
@@ -481,7 +484,7 @@ export class PushConsumer {
     this.state = 'starting';
     try {
       // A CLUSTERING member also reads its group's retry topic (RocketMQ's copySubscription).
-      const retry = retryTopicOf(this.group);
+      const retry = this.retryTopic;
       if (this.messageModel === 'CLUSTERING' && !this.subs.has(retry)) {
         this.subs.set(retry, makeSubscription(retry, '*', Date.now()));
       }
@@ -588,7 +591,7 @@ export class PushConsumer {
   }
 
   private owned(includeRetry: boolean): ProcessQueue[] {
-    const retry = retryTopicOf(this.group);
+    const retry = this.retryTopic;
     return [...this.table.values()]
       .filter((pq) => includeRetry || pq.mq.topic !== retry)
       .sort((a, b) => compareQueues(a.mq, b.mq));
@@ -918,7 +921,7 @@ export class PushConsumer {
 
   private dispatch(pq: ProcessQueue, msgs: MessageExt[]): void {
     // A retried message shows the topic it was sent to (RocketMQ's resetRetryAndNamespace).
-    if (pq.mq.topic === retryTopicOf(this.group)) {
+    if (pq.mq.topic === this.retryTopic) {
       for (const m of msgs) m.topic = m.properties.get(MessageProperty.RETRY_TOPIC) ?? m.topic;
     }
     if (this.orderly) {
