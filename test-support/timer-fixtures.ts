@@ -18,7 +18,7 @@ import {
 import { TimerStore, type TimerStoreOptions } from '../src/broker/timer/timer-store.js';
 import { ManualClock } from '../src/common/clock.js';
 import { createLogger } from '../src/common/log.js';
-import { type DecodedRecord, decodeRecords } from '../src/message/index.js';
+import { type DecodedRecord, decodeProperties, decodeRecords } from '../src/message/index.js';
 import { createRequest, RequestCode, ResponseCode } from '../src/protocol/index.js';
 import type { RemotingClient } from '../src/remoting/index.js';
 import { type FileIo, nodeFileIo } from '../src/store/index.js';
@@ -274,5 +274,33 @@ export async function untilStoreOpen(
     if (res?.code === ResponseCode.SUCCESS) return;
     assert.ok(Date.now() < deadline, `the broker at ${addr} did not open its store`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Pulls every queue of `topic` until a record of each id in `uniqs` is there (asserting before
+ * `timeoutMs`); returns every stored copy by UNIQ_KEY (duplicates included).
+ */
+export async function collectByUniq(
+  client: RemotingClient,
+  addr: string,
+  topic: string,
+  queues: number,
+  uniqs: readonly string[],
+  timeoutMs: number,
+): Promise<Map<string, DecodedRecord[]>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const byUniq = new Map<string, DecodedRecord[]>();
+    for (const r of await pullAll(client, addr, topic, queues)) {
+      const u = decodeProperties(r.properties).get('UNIQ_KEY')!;
+      byUniq.set(u, [...(byUniq.get(u) ?? []), r]);
+    }
+    if (uniqs.every((u) => byUniq.has(u))) return byUniq;
+    assert.ok(
+      Date.now() < deadline,
+      `${uniqs.filter((u) => !byUniq.has(u)).length} of ${uniqs.length} never delivered`,
+    );
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

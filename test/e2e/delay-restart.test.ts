@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type DecodedRecord, decodeProperties } from '../../src/message/index.js';
+import type { DecodedRecord } from '../../src/message/index.js';
 import { ResponseCode } from '../../src/protocol/index.js';
 import { RemotingClient } from '../../src/remoting/index.js';
 import { fakeUniqKey, sendV2 } from '../../test-support/broker-fixtures.js';
 import { Cluster } from '../../test-support/cluster.js';
-import { pullAll, untilStoreOpen } from '../../test-support/timer-fixtures.js';
+import { collectByUniq, untilStoreOpen } from '../../test-support/timer-fixtures.js';
 
 const LEVELS_MS = [1000, 2000, 3000, 4000];
 const QUEUES = 4;
@@ -72,26 +72,15 @@ async function sendDelayed(topic: string, n: number, first: number): Promise<Sen
   );
 }
 
-/** Pulls until every sent message is there (or the deadline); returns the copies by UNIQ_KEY. */
-async function collect(
-  topic: string,
-  sent: Sent[],
-  timeoutMs: number,
-): Promise<Map<string, DecodedRecord[]>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const byUniq = new Map<string, DecodedRecord[]>();
-    for (const r of await pullAll(client, cluster.brokers[0]!.addr, topic, QUEUES)) {
-      const u = decodeProperties(r.properties).get('UNIQ_KEY')!;
-      byUniq.set(u, [...(byUniq.get(u) ?? []), r]);
-    }
-    if (sent.every((s) => byUniq.has(s.uniq))) return byUniq;
-    assert.ok(
-      Date.now() < deadline,
-      `${sent.filter((s) => !byUniq.has(s.uniq)).length} of ${sent.length} never delivered`,
-    );
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function collect(topic: string, sent: Sent[], timeoutMs: number): Promise<Map<string, DecodedRecord[]>> {
+  return collectByUniq(
+    client,
+    cluster.brokers[0]!.addr,
+    topic,
+    QUEUES,
+    sent.map((s) => s.uniq),
+    timeoutMs,
+  );
 }
 
 function assertNotEarly(sent: Sent[], got: Map<string, DecodedRecord[]>): void {

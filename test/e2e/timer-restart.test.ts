@@ -12,7 +12,7 @@ import { RemotingClient } from '../../src/remoting/index.js';
 import { fakeUniqKey, sendV2 } from '../../test-support/broker-fixtures.js';
 import { Cluster } from '../../test-support/cluster.js';
 import { Rng } from '../../test-support/prng.js';
-import { pullAll, untilStoreOpen } from '../../test-support/timer-fixtures.js';
+import { collectByUniq, untilStoreOpen } from '../../test-support/timer-fixtures.js';
 
 const PRECISION_MS = 100;
 /** Event-loop slack on a busy machine on top of the precision (deliveries are normally at the ms). */
@@ -75,25 +75,15 @@ async function sendTimers(
   );
 }
 
-async function collect(
-  topic: string,
-  sent: Sent[],
-  timeoutMs: number,
-): Promise<Map<string, DecodedRecord[]>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const byUniq = new Map<string, DecodedRecord[]>();
-    for (const r of await pullAll(client, cluster.brokers[0]!.addr, topic, QUEUES)) {
-      const u = decodeProperties(r.properties).get('UNIQ_KEY')!;
-      byUniq.set(u, [...(byUniq.get(u) ?? []), r]);
-    }
-    if (sent.every((s) => byUniq.has(s.uniq))) return byUniq;
-    assert.ok(
-      Date.now() < deadline,
-      `${sent.filter((s) => !byUniq.has(s.uniq)).length} of ${sent.length} never delivered`,
-    );
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function collect(topic: string, sent: Sent[], timeoutMs: number): Promise<Map<string, DecodedRecord[]>> {
+  return collectByUniq(
+    client,
+    cluster.brokers[0]!.addr,
+    topic,
+    QUEUES,
+    sent.map((s) => s.uniq),
+    timeoutMs,
+  );
 }
 
 function assertNotEarly(sent: Sent[], got: Map<string, DecodedRecord[]>): void {
