@@ -4,8 +4,9 @@
  * separate processes against it, and prints one JSON line per phase plus a summary:
  *
  *   produce        single-message sends, 256 in flight
- *   produce-auto-batch  single-message sends, 256 in flight, through a producer with autoBatch on
- *                  (the defaults: they leave as SEND_BATCH_MESSAGEs of ≤ 32 KiB, or after 1 ms)
+ *   produce-auto-batch  single-message sends, 1024 in flight, through a producer with autoBatch
+ *                  on (the defaults: they leave as SEND_BATCH_MESSAGEs of ≤ 128 KiB, or after 1 ms;
+ *                  a batch of ~115 messages needs that many sends in flight to fill it)
  *   produce-batch  SEND_BATCH_MESSAGE of 32, 16 in flight (fills the store past 1,000,000 messages)
  *   rss            the broker's resident memory after those 1,000,000+ stored messages
  *   consume        a new group reading the whole topic through a push consumer
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
       '-c',
       String(AUTO),
       '--concurrency',
-      '256',
+      '1024',
       '--auto-batch',
       ...n,
     ]);

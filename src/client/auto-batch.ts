@@ -12,8 +12,10 @@
  *                             RocketMQ's default is 10). 0: only the sends of the same turn of the
  *                             event loop join (the batch leaves on setImmediate).
  *   maxMessages     1000      messages in one batch at most (brokers take up to 10,000)
- *   maxBytes        32 KiB    encoded bytes of one batch at most (batchMaxBytes); a message that
- *                             does not fit alone goes the normal way
+ *   maxBytes        128 KiB   encoded bytes of one batch at most (batchMaxBytes; RocketMQ's default
+ *                             is 32 KiB, but a request costs tsmq relatively more: measured on 2
+ *                             cores, 128 KiB batches carried ~20 % more messages per second than
+ *                             32 KiB ones); a message that does not fit alone goes the normal way
  *   totalMaxBytes   32 MiB    encoded bytes of auto-batched messages waiting or in flight at most
  *                             (totalBatchMaxBytes); beyond it send() waits for room, in call
  *                             order, up to sendTimeoutMs, then fails with SEND_FAILED
@@ -45,7 +47,7 @@ export interface AutoBatchOptions {
   maxDelayMs?: number;
   /** Messages in one batch at most. Default 1,000. */
   maxMessages?: number;
-  /** Encoded bytes of one batch at most. Default 32 KiB. */
+  /** Encoded bytes of one batch at most. Default 128 KiB. */
   maxBytes?: number;
   /** Encoded bytes waiting or in flight at most; then send() waits. Default 32 MiB. */
   totalMaxBytes?: number;
@@ -56,7 +58,7 @@ export type AutoBatchSettings = Required<AutoBatchOptions>;
 export const AUTO_BATCH_DEFAULTS: AutoBatchSettings = {
   maxDelayMs: 1,
   maxMessages: 1000,
-  maxBytes: 32 * 1024,
+  maxBytes: 128 * 1024,
   totalMaxBytes: 32 * 1024 * 1024,
 };
 
@@ -128,8 +130,11 @@ export function autoBatchSettings(
   };
 }
 
-/** First size of a batch's buffer, bytes (it grows by doubling up to maxBytes). */
-const INITIAL_BUFFER_BYTES = 64 * 1024;
+/**
+ * Least first size of a batch's buffer, bytes. A new batch starts as large as the last batch sent
+ * (batches under steady load are alike), and grows by doubling up to maxBytes.
+ */
+const INITIAL_BUFFER_BYTES = 16 * 1024;
 
 /** Messages of one topic and one waitStoreMsgOK, encoded end to end as SEND_BATCH_MESSAGE's body. */
 export class OpenBatch {
@@ -181,6 +186,8 @@ export class AutoBatcher {
   /** Sends waiting for room under totalMaxBytes, in call order. */
   private readonly waiters: Waiter[] = [];
   private closing = false;
+  /** Encoded bytes of the last batch sent: the first size of the next one's buffer. */
+  private lastLength = 0;
   private readonly idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -281,7 +288,8 @@ export class AutoBatcher {
       b = undefined;
     }
     if (b === undefined) {
-      b = new OpenBatch(key, topic, wait, Buffer.allocUnsafe(Math.min(s.maxBytes, INITIAL_BUFFER_BYTES)));
+      const first = Math.min(s.maxBytes, Math.max(INITIAL_BUFFER_BYTES, this.lastLength, size));
+      b = new OpenBatch(key, topic, wait, Buffer.allocUnsafe(first));
       this.open.set(key, b);
       const batch = b;
       const due = () => {
@@ -320,6 +328,7 @@ export class AutoBatcher {
       b.timer = undefined;
     }
     const size = b.length;
+    this.lastLength = size;
     this.sendBatch(b).then(
       (results) => {
         const resolves = b.resolves;

@@ -101,7 +101,7 @@ export interface ProducerOptions extends ClientOptions {
   latencyFault?: LatencyFaultOptions;
   /**
    * Gather concurrent `send()`s of a topic into one SEND_BATCH_MESSAGE (RocketMQ 5's autoBatch;
-   * ./auto-batch.ts): true for the defaults (maxDelayMs 1, maxMessages 1,000, maxBytes 32 KiB,
+   * ./auto-batch.ts): true for the defaults (maxDelayMs 1, maxMessages 1,000, maxBytes 128 KiB,
    * totalMaxBytes 32 MiB), or some of them. Each send still gets its own SendResult; a send waits up
    * to maxDelayMs for company. Default off.
    */

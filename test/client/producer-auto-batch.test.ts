@@ -92,7 +92,7 @@ describe('producer autoBatch against one broker', () => {
     assert.deepEqual(p.autoBatch, {
       maxDelayMs: 1,
       maxMessages: 1000,
-      maxBytes: 32 * 1024,
+      maxBytes: 128 * 1024,
       totalMaxBytes: 32 * 1024 * 1024,
     });
     assert.equal(new Producer(opts()).autoBatch, undefined);
