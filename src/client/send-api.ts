@@ -43,7 +43,7 @@ import {
   ResponseCode,
 } from '../protocol/index.js';
 import { BrokerResponseError } from './errors.js';
-import { bodyBuffer, type Message, type MessageQueue, messageProperties } from './message.js';
+import { bodyBuffer, encodeMessageProperties, type Message, type MessageQueue } from './message.js';
 
 export type SendStatus = 'SEND_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
 
@@ -193,7 +193,7 @@ function checkCommon(msg: Message, limits: SendLimits, what: string, nowMs = Dat
 function encodedProperties(msg: Message, msgId: string, what: string): string {
   let text: string;
   try {
-    text = encodeProperties(messageProperties(msg, msgId));
+    text = encodeMessageProperties(msg, msgId);
   } catch (e) {
     if (isTsmqError(e, 'PROPERTY_INVALID')) throw invalid(`${what}: ${e.message}`);
     throw e;
