@@ -147,9 +147,18 @@ export interface PreparedMessage {
   msgId: string;
 }
 
+/** The last topic checkTopic passed, and the createTopicKey it was checked against. */
+let lastTopic: string | undefined;
+let lastTopicKey: string | undefined;
+
 function checkCommon(msg: Message, limits: SendLimits, what: string, nowMs = Date.now()): Buffer {
   if (msg === null || typeof msg !== 'object') throw invalid(`${what} is not a message object`);
-  checkTopic(msg.topic, limits.createTopicKey);
+  // Sends come in runs to one topic: a topic just checked is not checked again.
+  if (msg.topic !== lastTopic || limits.createTopicKey !== lastTopicKey) {
+    checkTopic(msg.topic, limits.createTopicKey);
+    lastTopic = msg.topic;
+    lastTopicKey = limits.createTopicKey;
+  }
   const raw: unknown = msg.body;
   let body: Buffer;
   if (typeof raw === 'string' || Buffer.isBuffer(raw)) body = bodyBuffer(raw);

@@ -52,7 +52,7 @@ function waitingProperty(props: Map<string, string>): string | undefined {
 
 /**
  * `waitingProperty` of a canonical properties string (no key twice), by scanning it: one pass
- * over the entries, looking only at those whose key starts with D or T (no Map per message).
+ * over the entries, reading only those whose key starts with D or TIMER_D (no Map per message).
  */
 function waitingPropertyIn(text: string): string | undefined {
   let start = 0;
@@ -61,7 +61,8 @@ function waitingPropertyIn(text: string): string | undefined {
     let end = text.indexOf(PROPERTY_SEPARATOR, start);
     if (end === -1) end = n;
     const c = text.charCodeAt(start);
-    if (c === 68 /* D */ || c === 84 /* T */) {
+    // Only keys of D… or TIMER_D… are read (no string made for the others, such as TAGS).
+    if (c === 68 /* D */ || (c === 84 /* T */ && text.startsWith('TIMER_D', start))) {
       const sep = text.indexOf(NAME_VALUE_SEPARATOR, start);
       if (sep !== -1 && sep < end) {
         const key = text.slice(start, sep);
