@@ -30,10 +30,13 @@
  * Which sends join: `send(msg)` and `send(msg, { msgId })` of a message without a delay level,
  * deliverAt or delayMs, not to a %RETRY% topic, whose body is below compressOverBytes (batches are
  * never compressed, so a body that a single send would deflate goes alone) and whose encoded size
- * fits maxBytes. Everything else — sends with a queue, a selector or their own timeoutMs, ordered
- * sends, one-way sends, transactional halves, sendBatch — goes the normal way. What auto-batching
- * trades: throughput (one request, one queue choice and one store append for many messages) for
- * up to maxDelayMs more latency per send, and the fate of a send tied to its batch's.
+ * fits maxBytes; `sendOneway` of such a message too, resolving when its batch leaves (the batch is
+ * still an acknowledged request, retried as a whole; if it fails in the end the producer logs a
+ * warning, since nobody waits for a one-way send's answer). Everything else — sends with a queue,
+ * a selector or their own timeoutMs, ordered sends, transactional halves, sendBatch — goes the
+ * normal way. What auto-batching trades: throughput (one request, one queue choice and one store
+ * call for many messages) for up to maxDelayMs more latency per send, and the fate of a send tied
+ * to its batch's.
  *
  * This file is the accumulator only (pure bookkeeping and encoding); the producer supplies the
  * function that sends a batch (./producer.ts).
@@ -141,6 +144,8 @@ export class OpenBatch {
   readonly msgIds: string[] = [];
   readonly resolves: Array<(r: SendResult) => void> = [];
   readonly rejects: Array<(e: unknown) => void> = [];
+  /** One-way sends in the batch: they resolve when it leaves. */
+  readonly leaving: Array<() => void> = [];
   /** Bytes of `buf` in use. */
   length = 0;
   timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -175,9 +180,12 @@ interface Waiter {
   size: number;
   resolve: (r: SendResult) => void;
   reject: (e: unknown) => void;
+  oneway: boolean;
   timer: NodeJS.Timeout | undefined;
   gone: boolean;
 }
+
+const ignore = () => {};
 
 export class AutoBatcher {
   private readonly open = new Map<string, OpenBatch>();
@@ -209,7 +217,8 @@ export class AutoBatcher {
 
   /**
    * Adds a checked message (its properties hold its UNIQ_KEY `msgId`; `size` is its encoded size,
-   * batchInnerBytes of its body and UTF-8 properties) and resolves with its own SendResult.
+   * batchInnerBytes of its body and UTF-8 properties) and resolves with its own SendResult — or,
+   * `oneway`, with undefined as soon as its batch leaves.
    */
   add(
     topic: string,
@@ -219,10 +228,11 @@ export class AutoBatcher {
     properties: string,
     msgId: string,
     size: number,
+    oneway = false,
   ): Promise<SendResult> {
     return new Promise<SendResult>((resolve, reject) => {
       if (this.waiters.length === 0 && this.held + size <= this.settings.totalMaxBytes) {
-        this.place(topic, wait, flag, body, properties, msgId, size, resolve, reject);
+        this.place(topic, wait, flag, body, properties, msgId, size, resolve, reject, oneway);
         return;
       }
       const w: Waiter = {
@@ -235,6 +245,7 @@ export class AutoBatcher {
         size,
         resolve,
         reject,
+        oneway,
         timer: undefined,
         gone: false,
       };
@@ -278,6 +289,7 @@ export class AutoBatcher {
     size: number,
     resolve: (r: SendResult) => void,
     reject: (e: unknown) => void,
+    oneway: boolean,
   ): void {
     const s = this.settings;
     this.held += size;
@@ -313,8 +325,14 @@ export class AutoBatcher {
     }
     b.length = next;
     b.msgIds.push(msgId);
-    b.resolves.push(resolve);
-    b.rejects.push(reject);
+    if (oneway) {
+      b.resolves.push(ignore);
+      b.rejects.push(ignore);
+      b.leaving.push(resolve as () => void);
+    } else {
+      b.resolves.push(resolve);
+      b.rejects.push(reject);
+    }
     // Full: no room for another message of this size, or the count reached.
     if (b.count >= s.maxMessages || b.length + size > s.maxBytes) this.flush(b);
   }
@@ -329,6 +347,7 @@ export class AutoBatcher {
     }
     const size = b.length;
     this.lastLength = size;
+    for (const left of b.leaving) left();
     this.sendBatch(b).then(
       (results) => {
         const resolves = b.resolves;
@@ -357,7 +376,18 @@ export class AutoBatcher {
         if (this.held + w.size > total) break;
         clearTimeout(w.timer);
         w.gone = true;
-        this.place(w.topic, w.wait, w.flag, w.body, w.properties, w.msgId, w.size, w.resolve, w.reject);
+        this.place(
+          w.topic,
+          w.wait,
+          w.flag,
+          w.body,
+          w.properties,
+          w.msgId,
+          w.size,
+          w.resolve,
+          w.reject,
+          w.oneway,
+        );
       }
       admitted++;
     }

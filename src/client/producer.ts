@@ -316,7 +316,7 @@ export class Producer {
       opts.selector === undefined &&
       opts.timeoutMs === undefined
     ) {
-      return this.sendAutoBatched(this.batcher, msg, opts);
+      return this.sendAutoBatched(this.batcher, msg, opts, false);
     }
     return this.sendPrepared(msg, opts, false);
   }
@@ -325,7 +325,19 @@ export class Producer {
    * A send that joins an auto-batch if the message may (./auto-batch.ts says which), else goes
    * the normal way. The message is checked first: an invalid one fails alone.
    */
-  private sendAutoBatched(batcher: AutoBatcher, msg: Message, opts: SendOptions): Promise<SendResult> {
+  private sendAutoBatched(
+    batcher: AutoBatcher,
+    msg: Message,
+    opts: SendOptions,
+    oneway: false,
+  ): Promise<SendResult>;
+  private sendAutoBatched(batcher: AutoBatcher, msg: Message, opts: SendOptions, oneway: true): Promise<void>;
+  private sendAutoBatched(
+    batcher: AutoBatcher,
+    msg: Message,
+    opts: SendOptions,
+    oneway: boolean,
+  ): Promise<unknown> {
     if (this.state !== 'running') return Promise.reject(this.stateError());
     const limits = this.limits;
     if (
@@ -338,7 +350,7 @@ export class Producer {
       isRetryTopic(msg.topic) ||
       (typeof msg.body !== 'string' && msg.body?.length >= limits.compressOverBytes)
     ) {
-      return this.sendPrepared(msg, opts, false);
+      return oneway ? this.sendOnewayAlone(msg, opts) : this.sendPrepared(msg, opts, false);
     }
     let prepared: PreparedMessage;
     try {
@@ -349,7 +361,7 @@ export class Producer {
     const body = prepared.body;
     const propertiesBytes = Buffer.byteLength(prepared.properties, 'utf8');
     if (body.length >= limits.compressOverBytes || !batcher.fits(body.length, propertiesBytes)) {
-      return this.sendPrepared(msg, opts, false);
+      return oneway ? this.sendOnewayAlone(msg, opts) : this.sendPrepared(msg, opts, false);
     }
     return batcher.add(
       prepared.topic,
@@ -359,6 +371,7 @@ export class Producer {
       prepared.properties,
       prepared.msgId,
       batchInnerBytes(body.length, propertiesBytes),
+      oneway,
     );
   }
 
@@ -383,6 +396,14 @@ export class Producer {
           .then((res) => splitBatchResponse(res, mq, b.msgIds, addr)),
     );
     this.background(p);
+    if (b.leaving.length > 0) {
+      p.catch((e: unknown) =>
+        this.logger.warn(
+          { topic: b.topic, oneway: b.leaving.length, err: (e as Error).message },
+          'an auto-batch holding one-way sends failed; they are lost',
+        ),
+      );
+    }
     return p;
   }
 
@@ -434,8 +455,21 @@ export class Producer {
   /**
    * Sends without waiting for an answer: resolves once the request is handed to the broker's
    * connection. Only a failure to connect moves it to another broker (nothing was sent then).
+   * With autoBatch, a message that may join a batch does, and this resolves when the batch leaves.
    */
   sendOneway(msg: Message, opts: SendOptions = {}): Promise<void> {
+    if (
+      this.batcher !== undefined &&
+      opts.queue === undefined &&
+      opts.selector === undefined &&
+      opts.timeoutMs === undefined
+    ) {
+      return this.sendAutoBatched(this.batcher, msg, opts, true);
+    }
+    return this.sendOnewayAlone(msg, opts);
+  }
+
+  private sendOnewayAlone(msg: Message, opts: SendOptions): Promise<void> {
     return this.track(async () => {
       const prepared = prepareMessage(msg, this.limits, Date.now(), opts.msgId);
       const ctx = this.requestContext(false);

@@ -243,6 +243,41 @@ describe('producer autoBatch against one broker', () => {
     assert.equal(found.find((m) => m.msgId === v(delayed).msgId)!.body.toString(), 'later');
   });
 
+  test('sendOneway joins a batch too: it resolves when the batch leaves, and the batch is stored whole', async () => {
+    const p = await started({ autoBatch: { maxDelayMs: 30 } });
+    const topic = 'AbOneway';
+    await p.send({ topic, body: 'warm-up' });
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        p.sendOneway({ topic, body: `ow${i}`, properties: { i: String(i) } }),
+      ),
+    );
+    const found: MessageExt[] = [];
+    await waitFor(
+      async () => {
+        found.length = 0;
+        for (const q of [0, 1, 2, 3]) {
+          const res = await client.invoke(
+            mq.brokerAddr,
+            pullRequest({ topic, queueId: q, queueOffset: 0, maxMsgNums: 32, suspendTimeoutMillis: 0 }),
+          );
+          if (res.code === ResponseCode.SUCCESS) {
+            found.push(...decodeMessages(res.body, 'broker-a').filter((m) => m.properties.has('i')));
+          }
+        }
+        return found.length === 8;
+      },
+      5_000,
+      'the 8 one-way messages stored',
+    );
+    found.sort((a, b) => Number(a.properties.get('i')) - Number(b.properties.get('i')));
+    for (const [i, m] of found.entries()) {
+      assert.equal(m.body.toString(), `ow${i}`);
+      assert.equal(m.queueId, found[0]!.queueId, 'one queue: one batch');
+      assert.equal(m.queueOffset, found[0]!.queueOffset + i, 'contiguous, in call order');
+    }
+  });
+
   test('shutdown sends the batches still gathering and waits for their answers', async () => {
     const p = new Producer(opts({ autoBatch: { maxDelayMs: 10_000 } }));
     await p.start();
