@@ -5,7 +5,8 @@
  *
  *   produce        single-message sends, 256 in flight
  *   produce-auto-batch  single-message sends, 1024 in flight, through a producer with autoBatch
- *                  on (the defaults: they leave as SEND_BATCH_MESSAGEs of ≤ 128 KiB, or after 1 ms;
+ *                  on (the defaults: they leave as SEND_BATCH_MESSAGEs of ≤ 128 KiB, at the latest at
+ *                  the end of the event-loop turn;
  *                  a batch of ~115 messages needs that many sends in flight to fill it)
  *   produce-batch  SEND_BATCH_MESSAGE of 32, 16 in flight (fills the store past 1,000,000 messages)
  *   rss            the broker's resident memory after those 1,000,000+ stored messages

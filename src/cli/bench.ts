@@ -253,7 +253,7 @@ export function addBenchCommands(program: Command): void {
     .option('--concurrency <n>', 'sends in flight', positiveInt, 256)
     .option('--batch <n>', 'messages per send (SEND_BATCH_MESSAGE when > 1)', positiveInt, 1)
     .option('--auto-batch', 'single send()s through a producer with autoBatch on')
-    .option('--batch-delay-ms <ms>', 'autoBatch.maxDelayMs (with --auto-batch; default 1)', nonNegativeInt)
+    .option('--batch-delay-ms <ms>', 'autoBatch.maxDelayMs (with --auto-batch; default 0)', nonNegativeInt)
     .option('--batch-max-bytes <bytes>', 'autoBatch.maxBytes (with --auto-batch; default 128 KiB)', bytes)
     .action(produce);
   common(bench.command('consume').description('messages per second through a push consumer'))

@@ -8,9 +8,16 @@
  *
  *   option          default   meaning (RocketMQ's name)
  *   --------------  --------  -----------------------------------------------------------------
- *   maxDelayMs      1         longest a send waits for others to join its batch (batchMaxDelayMs;
- *                             RocketMQ's default is 10). 0: only the sends of the same turn of the
- *                             event loop join (the batch leaves on setImmediate).
+ *   maxDelayMs      0         longest a send waits for others to join its batch (batchMaxDelayMs;
+ *                             RocketMQ's default is 10). 0: the batch leaves at the end of the
+ *                             current turn of the event loop (setImmediate), with every send made
+ *                             in that turn — e.g. by all the callbacks of one poll for I/O, or by
+ *                             all the sends that the answer to the previous batch let go on. It
+ *                             adds no timer wait: measured with 16 sends in flight, each awaited
+ *                             before the next, 0 carried 22,900 msgs/s at p50 0.53 ms, 1 ms
+ *                             7,700 at 1.8 ms, and no auto-batching 9,500 at 0.88 ms; with 1,024 in
+ *                             flight both gave ~106,000. A timer (≥ 1) gathers sends spread over
+ *                             time, such as independent requests each sending one message.
  *   maxMessages     1000      messages in one batch at most (brokers take up to 10,000)
  *   maxBytes        128 KiB   encoded bytes of one batch at most (batchMaxBytes; RocketMQ's default
  *                             is 32 KiB, but a request costs tsmq relatively more: measured on 2
@@ -46,7 +53,7 @@ import { batchInnerBytes, writeBatchInner } from '../message/index.js';
 import type { SendResult } from './send-api.js';
 
 export interface AutoBatchOptions {
-  /** Longest a send waits for others to join its batch, ms; 0: the same event-loop turn. Default 1. */
+  /** Longest a send waits for others to join its batch, ms; 0: the same event-loop turn. Default 0. */
   maxDelayMs?: number;
   /** Messages in one batch at most. Default 1,000. */
   maxMessages?: number;
@@ -59,7 +66,7 @@ export interface AutoBatchOptions {
 export type AutoBatchSettings = Required<AutoBatchOptions>;
 
 export const AUTO_BATCH_DEFAULTS: AutoBatchSettings = {
-  maxDelayMs: 1,
+  maxDelayMs: 0,
   maxMessages: 1000,
   maxBytes: 128 * 1024,
   totalMaxBytes: 32 * 1024 * 1024,

@@ -35,7 +35,7 @@
  * same msgId, so consumers can tell.
  *
  * Auto-batching (`autoBatch`, off by default; ./auto-batch.ts): plain send()s of a topic made
- * within maxDelayMs of each other travel as one SEND_BATCH_MESSAGE — the attempts above apply to
+ * in one turn of the event loop (or within maxDelayMs) travel as one SEND_BATCH_MESSAGE — the attempts above apply to
  * the batch as a whole — and each resolves with its own SendResult (queue offset = the batch's
  * first + its index). Delayed, timed, ordered, queue-given, large (compressible) messages and
  * retry-topic sends go alone, as above.
@@ -101,7 +101,7 @@ export interface ProducerOptions extends ClientOptions {
   latencyFault?: LatencyFaultOptions;
   /**
    * Gather concurrent `send()`s of a topic into one SEND_BATCH_MESSAGE (RocketMQ 5's autoBatch;
-   * ./auto-batch.ts): true for the defaults (maxDelayMs 1, maxMessages 1,000, maxBytes 128 KiB,
+   * ./auto-batch.ts): true for the defaults (maxDelayMs 0, maxMessages 1,000, maxBytes 128 KiB,
    * totalMaxBytes 32 MiB), or some of them. Each send still gets its own SendResult; a send waits up
    * to maxDelayMs for company. Default off.
    */

@@ -90,13 +90,13 @@ describe('producer autoBatch against one broker', () => {
   test('options: true gives the defaults; bad values are ARGUMENT_INVALID', () => {
     const p = new Producer(opts({ autoBatch: true }));
     assert.deepEqual(p.autoBatch, {
-      maxDelayMs: 1,
+      maxDelayMs: 0,
       maxMessages: 1000,
       maxBytes: 128 * 1024,
       totalMaxBytes: 32 * 1024 * 1024,
     });
     assert.equal(new Producer(opts()).autoBatch, undefined);
-    assert.equal(new Producer(opts({ autoBatch: { maxDelayMs: 0 } })).autoBatch?.maxDelayMs, 0);
+    assert.equal(new Producer(opts({ autoBatch: { maxDelayMs: 5 } })).autoBatch?.maxDelayMs, 5);
     for (const bad of [
       { maxDelayMs: -1 },
       { maxDelayMs: 1.5 },
