@@ -4,12 +4,17 @@
  * separate processes against it, and prints one JSON line per phase plus a summary:
  *
  *   produce        single-message sends, 256 in flight
+ *   produce-auto-batch  single-message sends, 1024 in flight, through a producer with autoBatch
+ *                  on (the defaults: they leave as SEND_BATCH_MESSAGEs of ≤ 128 KiB, at the latest at
+ *                  the end of the event-loop turn;
+ *                  a batch of ~115 messages needs that many sends in flight to fill it)
  *   produce-batch  SEND_BATCH_MESSAGE of 32, 16 in flight (fills the store past 1,000,000 messages)
  *   rss            the broker's resident memory after those 1,000,000+ stored messages
  *   consume        a new group reading the whole topic through a push consumer
  *   latency        end-to-end latency at 5,000 msgs/s for 10 s
  *
- * Options via env: BENCH_SINGLE (default 300000), BENCH_BATCHED (default 800000).
+ * Options via env: BENCH_SINGLE (default 300000), BENCH_AUTO (default 300000), BENCH_BATCHED
+ * (default 800000).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,6 +23,7 @@ import path from 'node:path';
 
 const cli = path.resolve(import.meta.dirname, '../src/cli/main.js');
 const SINGLE = Number(process.env.BENCH_SINGLE ?? 300_000);
+const AUTO = Number(process.env.BENCH_AUTO ?? 300_000);
 const BATCHED = Number(process.env.BENCH_BATCHED ?? 800_000);
 
 function runCli(args: string[]): Promise<Record<string, unknown>> {
@@ -87,6 +93,19 @@ async function main(): Promise<void> {
       ...n,
     ]);
     line({ phase: 'produce', ...produce });
+    const auto = await runCli([
+      'bench',
+      'produce',
+      '-t',
+      'BenchTopic',
+      '-c',
+      String(AUTO),
+      '--concurrency',
+      '1024',
+      '--auto-batch',
+      ...n,
+    ]);
+    line({ phase: 'produce-auto-batch', ...auto });
     const batch = await runCli([
       'bench',
       'produce',
@@ -101,7 +120,7 @@ async function main(): Promise<void> {
       ...n,
     ]);
     line({ phase: 'produce-batch', ...batch });
-    const stored = SINGLE + BATCHED + 400; // + the warm-up sends
+    const stored = SINGLE + AUTO + BATCHED + 600; // + the warm-up sends
     const rss = { phase: 'rss', storedMessages: stored, brokerRssMiB: rssMiB(child.pid!) };
     line(rss);
     const consume = await runCli([
@@ -110,7 +129,7 @@ async function main(): Promise<void> {
       '-t',
       'BenchTopic',
       '-c',
-      String(SINGLE + BATCHED),
+      String(SINGLE + AUTO + BATCHED),
       ...n,
     ]);
     line({ phase: 'consume', ...consume });
@@ -130,6 +149,7 @@ async function main(): Promise<void> {
       phase: 'summary',
       cores: os.cpus().length,
       produceMsgsPerSec: produce.msgsPerSec,
+      produceAutoBatchMsgsPerSec: auto.msgsPerSec,
       produceBatchMsgsPerSec: batch.msgsPerSec,
       consumeMsgsPerSec: consume.msgsPerSec,
       latencyP99Ms: latency.p99Ms,
@@ -137,7 +157,8 @@ async function main(): Promise<void> {
       targets: { produce: 100_000, consume: 250_000, latencyP99Ms: 3, brokerRssMiB: 200 },
     });
     process.stderr.write(
-      `e2e bench (${os.cpus().length} cores): produce ${produce.msgsPerSec} msgs/s (batched ${batch.msgsPerSec}), ` +
+      `e2e bench (${os.cpus().length} cores): produce ${produce.msgsPerSec} msgs/s ` +
+        `(auto-batched ${auto.msgsPerSec}, batched ${batch.msgsPerSec}), ` +
         `consume ${consume.msgsPerSec} msgs/s, latency p99 ${latency.p99Ms} ms at 5000/s, ` +
         `broker RSS ${rss.brokerRssMiB} MiB after ${stored} messages\n`,
     );

@@ -2,8 +2,9 @@
  * `tsmq bench`, in the spirit of RocketMQ's benchmark tool: load against a running cluster, one
  * JSON line per run on stdout (for scripts) and one human line on stderr.
  *
- *   tsmq bench produce  -t T --size 1024 --count N --concurrency C [--batch B]
- *       acknowledged sends per second, with send latency p50/p99/max
+ *   tsmq bench produce  -t T --size 1024 --count N --concurrency C [--batch B | --auto-batch]
+ *       acknowledged sends per second, with send latency p50/p99/max; --auto-batch makes single
+ *       send()s through a producer with autoBatch on (--batch-delay-ms, --batch-max-bytes)
  *   tsmq bench consume  -t T -g G --count N [--pull-batch-size B]
  *       messages per second through a push consumer reading the topic from the start
  *   tsmq bench latency  -t T --rate R --seconds S
@@ -13,7 +14,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { type Message, Producer, PushConsumer } from '../client/index.js';
 import { clientCommand } from './admin-commands.js';
-import { positiveInt } from './options.js';
+import { nonNegativeInt, positiveInt } from './options.js';
 
 interface BenchFlags {
   namesrv: string;
@@ -39,11 +40,29 @@ function latencySummary(ms: number[]): { p50Ms: number; p99Ms: number; maxMs: nu
   return { p50Ms: round(pct(ms, 50)), p99Ms: round(pct(ms, 99)), maxMs: round(ms[ms.length - 1] ?? 0) };
 }
 
-async function produce(o: BenchFlags & { count: number; concurrency: number; batch: number }): Promise<void> {
+interface ProduceFlags extends BenchFlags {
+  count: number;
+  concurrency: number;
+  batch: number;
+  autoBatch?: boolean;
+  batchDelayMs?: number;
+  batchMaxBytes?: number;
+}
+
+async function produce(o: ProduceFlags): Promise<void> {
+  if (o.autoBatch && o.batch > 1)
+    throw new InvalidArgumentError('--auto-batch sends single messages: no --batch');
+  const autoBatch = o.autoBatch
+    ? {
+        ...(o.batchDelayMs !== undefined && { maxDelayMs: o.batchDelayMs }),
+        ...(o.batchMaxBytes !== undefined && { maxBytes: o.batchMaxBytes }),
+      }
+    : undefined;
   const producer = new Producer({
     group: 'tsmq-bench-producer',
     namesrvAddr: o.namesrv,
     sendTimeoutMs: 30_000,
+    ...(autoBatch && { autoBatch }),
   });
   await producer.start();
   const body = Buffer.alloc(o.size, 'x');
@@ -79,6 +98,7 @@ async function produce(o: BenchFlags & { count: number; concurrency: number; bat
     size: o.size,
     concurrency: o.concurrency,
     batch: o.batch,
+    ...(producer.autoBatch && { autoBatch: producer.autoBatch }),
     sent,
     errors,
     seconds: round(seconds),
@@ -88,7 +108,7 @@ async function produce(o: BenchFlags & { count: number; concurrency: number; bat
   };
   report(
     result,
-    `produce: ${sent} × ${o.size} B in ${result.seconds} s = ${msgsPerSec} msgs/s (${result.mibPerSec} MiB/s), ` +
+    `produce${producer.autoBatch ? ' (auto-batch)' : ''}: ${sent} × ${o.size} B in ${result.seconds} s = ${msgsPerSec} msgs/s (${result.mibPerSec} MiB/s), ` +
       `send p50 ${result.p50Ms} ms p99 ${result.p99Ms} ms, ${errors} errors`,
   );
 }
@@ -232,6 +252,9 @@ export function addBenchCommands(program: Command): void {
     .option('-c, --count <n>', 'messages to send', positiveInt, 200_000)
     .option('--concurrency <n>', 'sends in flight', positiveInt, 256)
     .option('--batch <n>', 'messages per send (SEND_BATCH_MESSAGE when > 1)', positiveInt, 1)
+    .option('--auto-batch', 'single send()s through a producer with autoBatch on')
+    .option('--batch-delay-ms <ms>', 'autoBatch.maxDelayMs (with --auto-batch; default 0)', nonNegativeInt)
+    .option('--batch-max-bytes <bytes>', 'autoBatch.maxBytes (with --auto-batch; default 128 KiB)', bytes)
     .action(produce);
   common(bench.command('consume').description('messages per second through a push consumer'))
     .option(

@@ -14,5 +14,11 @@ export function positiveInt(v: string): number {
   return n;
 }
 
+export function nonNegativeInt(v: string): number {
+  const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('expected an integer ≥ 0');
+  return n;
+}
+
 /** The name servers a client command talks to: --namesrv, else $NAMESRV_ADDR, else the local default. */
 export const NAMESRV_DEFAULT = process.env.NAMESRV_ADDR ?? '127.0.0.1:9876';

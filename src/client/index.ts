@@ -12,6 +12,7 @@ export {
   type QueryOptions,
   type TopicSpec,
 } from './admin.js';
+export { AUTO_BATCH_DEFAULTS, type AutoBatchOptions } from './auto-batch.js';
 export {
   ClientInstance,
   type ClientOptions,

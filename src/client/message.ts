@@ -26,8 +26,10 @@ import {
   locateRecord,
   MessageProperty,
   newRecordLayout,
+  propertyEntry,
   recordField,
   SysFlag,
+  systemPropertyEntry,
 } from '../message/index.js';
 
 export interface Message {
@@ -125,6 +127,45 @@ export function messageProperties(msg: Message, uniqId: string): Record<string, 
   props[MessageProperty.UNIQ_KEY] = uniqId;
   return props;
 }
+
+/**
+ * `encodeProperties(messageProperties(msg, uniqId))`, built as one string without the object in
+ * between (every send encodes its properties): the same entries in the same order, the same
+ * errors (ARGUMENT_INVALID for a reserved name, PROPERTY_INVALID for an empty key or a separator).
+ */
+export function encodeMessageProperties(msg: Message, uniqId: string): string {
+  let s = '';
+  const user = msg.properties;
+  if (user) {
+    for (const k of Object.keys(user)) {
+      if (RESERVED.has(k)) {
+        throw new TsmqError('ARGUMENT_INVALID', `the property name ${k} is reserved by the system`);
+      }
+      s += propertyEntry(k, user[k]!);
+    }
+  }
+  if (msg.tags !== undefined && msg.tags !== '') s += systemPropertyEntry(MessageProperty.TAGS, msg.tags);
+  const keys = msg.keys;
+  if (typeof keys === 'string') {
+    if (keys.length > 0) s += systemPropertyEntry(MessageProperty.KEYS, keys);
+  } else if (keys != null) {
+    const kept = keys.filter((k) => k.length > 0);
+    if (kept.length > 0) s += systemPropertyEntry(MessageProperty.KEYS, kept.join(KEY_SEPARATOR));
+  }
+  if (msg.delayLevel !== undefined && msg.delayLevel > 0) {
+    s += systemPropertyEntry(MessageProperty.DELAY, String(msg.delayLevel));
+  }
+  if (msg.deliverAt !== undefined) {
+    s += systemPropertyEntry(MessageProperty.TIMER_DELIVER_MS, String(Math.round(Number(msg.deliverAt))));
+  }
+  if (msg.delayMs !== undefined)
+    s += systemPropertyEntry(MessageProperty.TIMER_DELAY_MS, String(msg.delayMs));
+  s += msg.waitStoreMsgOK === false ? WAIT_FALSE_ENTRY : WAIT_TRUE_ENTRY;
+  return s + systemPropertyEntry(MessageProperty.UNIQ_KEY, uniqId);
+}
+
+const WAIT_TRUE_ENTRY = systemPropertyEntry(MessageProperty.WAIT, 'true');
+const WAIT_FALSE_ENTRY = systemPropertyEntry(MessageProperty.WAIT, 'false');
 
 export function bodyBuffer(body: Buffer | string): Buffer {
   return typeof body === 'string' ? Buffer.from(body, 'utf8') : body;

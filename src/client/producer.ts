@@ -34,14 +34,34 @@
  * timeout may store the message twice (at-least-once, as in RocketMQ); every attempt carries the
  * same msgId, so consumers can tell.
  *
+ * Auto-batching (`autoBatch`, off by default; ./auto-batch.ts): plain send()s of a topic made
+ * in one turn of the event loop (or within maxDelayMs) travel as one SEND_BATCH_MESSAGE — the attempts above apply to
+ * the batch as a whole — and each resolves with its own SendResult (queue offset = the batch's
+ * first + its index). Delayed, timed, ordered, queue-given, large (compressible) messages and
+ * retry-topic sends go alone, as above.
+ *
  * Heartbeats: one at start and one whenever a route names a broker this producer has not seen,
- * then the instance's every 30 s. shutdown() refuses new sends, waits for those in flight, tells
- * every broker the group is leaving (UNREGISTER_CLIENT) and closes the connections.
+ * then the instance's every 30 s. shutdown() refuses new sends, sends the auto-batches still
+ * gathering, waits for the sends in flight, tells every broker the group is leaving
+ * (UNREGISTER_CLIENT) and closes the connections.
  */
 import { isTsmqError, TsmqError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { encodeProperties, MessageProperty, SysFlag } from '../message/index.js';
+import {
+  batchInnerBytes,
+  encodeProperties,
+  isRetryTopic,
+  MessageProperty,
+  SysFlag,
+} from '../message/index.js';
 import { ResponseCode, type TopicRouteData } from '../protocol/index.js';
+import {
+  AutoBatcher,
+  type AutoBatchOptions,
+  type AutoBatchSettings,
+  autoBatchSettings,
+  type OpenBatch,
+} from './auto-batch.js';
 import { ClientInstance, type ClientOptions, MASTER_ID } from './client-instance.js';
 import { isBrokerResponseError } from './errors.js';
 import { type LatencyFaultOptions, LatencyFaultTolerance } from './latency-fault.js';
@@ -59,6 +79,7 @@ import {
   type SendLimits,
   type SendResult,
   sendRequest,
+  splitBatchResponse,
 } from './send-api.js';
 
 export interface ProducerOptions extends ClientOptions {
@@ -78,6 +99,13 @@ export interface ProducerOptions extends ClientOptions {
   createTopicKey?: string;
   /** Skipping brokers whose sends were slow or failed (./latency-fault.ts). Default on. */
   latencyFault?: LatencyFaultOptions;
+  /**
+   * Gather concurrent `send()`s of a topic into one SEND_BATCH_MESSAGE (RocketMQ 5's autoBatch;
+   * ./auto-batch.ts): true for the defaults (maxDelayMs 0, maxMessages 1,000, maxBytes 128 KiB,
+   * totalMaxBytes 32 MiB), or some of them. Each send still gets its own SendResult; a send waits up
+   * to maxDelayMs for company. Default off.
+   */
+  autoBatch?: boolean | AutoBatchOptions;
 }
 
 export interface SendOptions {
@@ -140,6 +168,10 @@ type State = 'new' | 'running' | 'closing' | 'closed';
 const BUSY_BACKOFF_MS = 50;
 const BUSY_BACKOFF_MAX_MS = 1_000;
 
+/** What a batch's header says of every message in it (the broker adds it to each one's properties). */
+const BATCH_WAIT_PROPERTIES = encodeProperties({ [MessageProperty.WAIT]: 'true' });
+const BATCH_NO_WAIT_PROPERTIES = encodeProperties({ [MessageProperty.WAIT]: 'false' });
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 type Attempt<T> = (mq: MessageQueue, addr: string, timeoutMs: number) => Promise<T>;
@@ -168,6 +200,10 @@ export class Producer {
   private readonly queuesByRoute = new WeakMap<TopicRouteData, { topic: string; queues: MessageQueue[] }>();
   /** Sends and background heartbeats not yet settled; shutdown waits for them. */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** The auto-batch accumulator, when autoBatch is on. */
+  private readonly batcher: AutoBatcher | undefined;
+  /** The request context of every auto-batch (they differ only in topic, queue and body). */
+  private readonly batchContext: RequestContext;
 
   constructor(opts: ProducerOptions) {
     const group = opts?.group;
@@ -214,6 +250,14 @@ export class Producer {
     this.logger = this.instance.logger;
     const clientIp = opts.clientIp ?? this.instance.clientId.slice(0, this.instance.clientId.indexOf('@'));
     this.limits = { maxMessageBytes, compressOverBytes, createTopicKey: this.createTopicKey, clientIp };
+    this.batchContext = this.requestContext(true);
+    const batching = autoBatchSettings(opts.autoBatch, maxMessageBytes);
+    this.batcher = batching && new AutoBatcher(batching, (b) => this.sendAutoBatch(b), this.sendTimeoutMs);
+  }
+
+  /** The auto-batch settings in force, or undefined when autoBatch is off. */
+  get autoBatch(): Readonly<AutoBatchSettings> | undefined {
+    return this.batcher?.settings;
   }
 
   /** This client's id in heartbeats (`ip@instanceName`). */
@@ -252,6 +296,8 @@ export class Producer {
     const wasRunning = this.state === 'running';
     this.state = 'closing';
     if (wasRunning) {
+      // Auto-batched sends still gathering leave now; waiting ones as room frees up.
+      if (this.batcher) await this.batcher.drain();
       while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
       await this.instance.unregister('producer', this.group);
     }
@@ -264,7 +310,101 @@ export class Producer {
    * With `opts.queue` or `opts.selector` it is an ordered send: every attempt uses one queue.
    */
   send(msg: Message, opts: SendOptions = {}): Promise<SendResult> {
+    if (
+      this.batcher !== undefined &&
+      opts.queue === undefined &&
+      opts.selector === undefined &&
+      opts.timeoutMs === undefined
+    ) {
+      return this.sendAutoBatched(this.batcher, msg, opts, false);
+    }
     return this.sendPrepared(msg, opts, false);
+  }
+
+  /**
+   * A send that joins an auto-batch if the message may (./auto-batch.ts says which), else goes
+   * the normal way. The message is checked first: an invalid one fails alone.
+   */
+  private sendAutoBatched(
+    batcher: AutoBatcher,
+    msg: Message,
+    opts: SendOptions,
+    oneway: false,
+  ): Promise<SendResult>;
+  private sendAutoBatched(batcher: AutoBatcher, msg: Message, opts: SendOptions, oneway: true): Promise<void>;
+  private sendAutoBatched(
+    batcher: AutoBatcher,
+    msg: Message,
+    opts: SendOptions,
+    oneway: boolean,
+  ): Promise<unknown> {
+    if (this.state !== 'running') return Promise.reject(this.stateError());
+    const limits = this.limits;
+    if (
+      msg === null ||
+      typeof msg !== 'object' ||
+      (msg.delayLevel !== undefined && msg.delayLevel !== 0) ||
+      msg.deliverAt !== undefined ||
+      msg.delayMs !== undefined ||
+      typeof msg.topic !== 'string' ||
+      isRetryTopic(msg.topic) ||
+      (typeof msg.body !== 'string' && msg.body?.length >= limits.compressOverBytes)
+    ) {
+      return oneway ? this.sendOnewayAlone(msg, opts) : this.sendPrepared(msg, opts, false);
+    }
+    let prepared: PreparedMessage;
+    try {
+      prepared = prepareMessage(msg, limits, Date.now(), opts.msgId, false);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const body = prepared.body;
+    const propertiesBytes = Buffer.byteLength(prepared.properties, 'utf8');
+    if (body.length >= limits.compressOverBytes || !batcher.fits(body.length, propertiesBytes)) {
+      return oneway ? this.sendOnewayAlone(msg, opts) : this.sendPrepared(msg, opts, false);
+    }
+    return batcher.add(
+      prepared.topic,
+      msg.waitStoreMsgOK !== false,
+      prepared.flag,
+      body,
+      prepared.properties,
+      prepared.msgId,
+      batchInnerBytes(body.length, propertiesBytes),
+      oneway,
+    );
+  }
+
+  /** Sends one auto-batch with the usual attempts; one result per message, in order. */
+  private sendAutoBatch(b: OpenBatch): Promise<SendResult[]> {
+    const prepared: PreparedMessage = {
+      topic: b.topic,
+      body: b.body(),
+      sysFlag: 0,
+      flag: 0,
+      properties: b.wait ? BATCH_WAIT_PROPERTIES : BATCH_NO_WAIT_PROPERTIES,
+      msgId: '',
+    };
+    const ctx = this.batchContext;
+    const p = this.sendWithRetries(
+      b.topic,
+      { topic: b.topic, body: prepared.body },
+      {},
+      (mq, addr, timeoutMs) =>
+        this.instance
+          .invoke(addr, sendRequest(prepared, mq, ctx), timeoutMs)
+          .then((res) => splitBatchResponse(res, mq, b.msgIds, addr)),
+    );
+    this.background(p);
+    if (b.leaving.length > 0) {
+      p.catch((e: unknown) =>
+        this.logger.warn(
+          { topic: b.topic, oneway: b.leaving.length, err: (e as Error).message },
+          'an auto-batch holding one-way sends failed; they are lost',
+        ),
+      );
+    }
+    return p;
   }
 
   /**
@@ -315,8 +455,21 @@ export class Producer {
   /**
    * Sends without waiting for an answer: resolves once the request is handed to the broker's
    * connection. Only a failure to connect moves it to another broker (nothing was sent then).
+   * With autoBatch, a message that may join a batch does, and this resolves when the batch leaves.
    */
   sendOneway(msg: Message, opts: SendOptions = {}): Promise<void> {
+    if (
+      this.batcher !== undefined &&
+      opts.queue === undefined &&
+      opts.selector === undefined &&
+      opts.timeoutMs === undefined
+    ) {
+      return this.sendAutoBatched(this.batcher, msg, opts, true);
+    }
+    return this.sendOnewayAlone(msg, opts);
+  }
+
+  private sendOnewayAlone(msg: Message, opts: SendOptions): Promise<void> {
     return this.track(async () => {
       const prepared = prepareMessage(msg, this.limits, Date.now(), opts.msgId);
       const ctx = this.requestContext(false);

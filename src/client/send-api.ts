@@ -43,7 +43,7 @@ import {
   ResponseCode,
 } from '../protocol/index.js';
 import { BrokerResponseError } from './errors.js';
-import { bodyBuffer, type Message, type MessageQueue, messageProperties } from './message.js';
+import { bodyBuffer, encodeMessageProperties, type Message, type MessageQueue } from './message.js';
 
 export type SendStatus = 'SEND_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
 
@@ -147,9 +147,18 @@ export interface PreparedMessage {
   msgId: string;
 }
 
+/** The last topic checkTopic passed, and the createTopicKey it was checked against. */
+let lastTopic: string | undefined;
+let lastTopicKey: string | undefined;
+
 function checkCommon(msg: Message, limits: SendLimits, what: string, nowMs = Date.now()): Buffer {
   if (msg === null || typeof msg !== 'object') throw invalid(`${what} is not a message object`);
-  checkTopic(msg.topic, limits.createTopicKey);
+  // Sends come in runs to one topic: a topic just checked is not checked again.
+  if (msg.topic !== lastTopic || limits.createTopicKey !== lastTopicKey) {
+    checkTopic(msg.topic, limits.createTopicKey);
+    lastTopic = msg.topic;
+    lastTopicKey = limits.createTopicKey;
+  }
   const raw: unknown = msg.body;
   let body: Buffer;
   if (typeof raw === 'string' || Buffer.isBuffer(raw)) body = bodyBuffer(raw);
@@ -193,7 +202,7 @@ function checkCommon(msg: Message, limits: SendLimits, what: string, nowMs = Dat
 function encodedProperties(msg: Message, msgId: string, what: string): string {
   let text: string;
   try {
-    text = encodeProperties(messageProperties(msg, msgId));
+    text = encodeMessageProperties(msg, msgId);
   } catch (e) {
     if (isTsmqError(e, 'PROPERTY_INVALID')) throw invalid(`${what}: ${e.message}`);
     throw e;
@@ -215,12 +224,16 @@ export const DELIVER_AT_PAST_MAX_MS = 3 * 24 * 3600 * 1000;
 /** A message id a sender may give (SendOptions.msgId). */
 const GIVEN_ID = /^[0-9A-Za-z_-]{1,128}$/;
 
-/** Checks one message and encodes it (compressing a large body). Throws ARGUMENT_INVALID. */
+/**
+ * Checks one message and encodes it (compressing a large body unless `compress` is false, as for
+ * a message bound for an auto-batch). Throws ARGUMENT_INVALID.
+ */
 export function prepareMessage(
   msg: Message,
   limits: SendLimits,
   nowMs = Date.now(),
   givenId?: string,
+  compress = true,
 ): PreparedMessage {
   let body = checkCommon(msg, limits, 'the message', nowMs);
   if (givenId !== undefined && !(typeof givenId === 'string' && GIVEN_ID.test(givenId))) {
@@ -231,7 +244,7 @@ export function prepareMessage(
   const msgId = givenId ?? createUniqId(nowMs, limits.clientIp);
   const properties = encodedProperties(msg, msgId, 'the message');
   let sysFlag = 0;
-  if (body.length >= limits.compressOverBytes) {
+  if (compress && body.length >= limits.compressOverBytes) {
     const deflated = deflateSync(body, { level: 5 });
     if (deflated.length < body.length) {
       body = deflated;
@@ -375,4 +388,39 @@ export function parseBatchResponse(
   const r = parseSendResponse(res, mq, batch.msgId, addr);
   const offsetMsgIds = r.offsetMsgId.split(',').filter((s) => s.length > 0);
   return { ...r, msgIds: batch.msgIds, offsetMsgIds };
+}
+
+/**
+ * Splits the answer to an auto-batch (a SEND_BATCH_MESSAGE of single sends) into one SendResult
+ * per message: the reply names the first message's queue offset and joins the offsetMsgIds with
+ * commas, so message i is at queueOffset + i with the i-th offsetMsgId. A non-storing code throws
+ * BrokerResponseError; a count of offsetMsgIds that is not one per message throws HEADER_INVALID.
+ */
+export function splitBatchResponse(
+  res: RemotingCommand,
+  mq: MessageQueue,
+  msgIds: readonly string[],
+  addr: string,
+): SendResult[] {
+  const r = parseSendResponse(res, mq, '', addr);
+  const offsetMsgIds = r.offsetMsgId.split(',');
+  if (offsetMsgIds.length !== msgIds.length) {
+    throw new TsmqError(
+      'HEADER_INVALID',
+      `the batch answer from ${addr} names ${offsetMsgIds.length} stored messages for ${msgIds.length} sent`,
+    );
+  }
+  const results = new Array<SendResult>(msgIds.length);
+  for (let i = 0; i < msgIds.length; i++) {
+    const one: SendResult = {
+      status: r.status,
+      msgId: msgIds[i]!,
+      offsetMsgId: offsetMsgIds[i]!,
+      messageQueue: r.messageQueue,
+      queueOffset: r.queueOffset + i,
+    };
+    if (r.regionId !== undefined) one.regionId = r.regionId;
+    results[i] = one;
+  }
+  return results;
 }

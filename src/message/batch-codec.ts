@@ -66,22 +66,60 @@ export function decodeBatchBody(buf: Buffer, maxMessages = 1 << 16): BatchDecode
   return { ok: true, messages };
 }
 
-/** Encodes inner messages as a producer does (used by tests and clients). */
-export function encodeBatchBody(messages: readonly BatchInnerMessage[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const m of messages) {
-    const props = Buffer.from(m.properties, 'utf8');
-    if (props.length > 0xffff)
-      throw new RangeError(`properties are ${props.length} bytes; the limit is 65535`);
-    const total = INNER_FIXED_BYTES + m.body.length + props.length;
-    const b = Buffer.alloc(total);
-    b.writeInt32BE(total, 0);
-    b.writeInt32BE(m.flag, 12);
-    b.writeInt32BE(m.body.length, 16);
-    m.body.copy(b, 20);
-    b.writeUInt16BE(props.length, 20 + m.body.length);
-    props.copy(b, 22 + m.body.length);
-    parts.push(b);
+/** The encoded size of an inner message, bytes, given its properties' UTF-8 length. */
+export function batchInnerBytes(bodyBytes: number, propertiesBytes: number): number {
+  return INNER_FIXED_BYTES + bodyBytes + propertiesBytes;
+}
+
+/**
+ * Writes one inner message at `pos` of `buf` and returns where the next one starts, or -1 (and
+ * writes nothing that counts) when it does not fit in `buf` or its properties are over 65535
+ * bytes. One copy of the body, the properties encoded straight into place: no buffer per message.
+ */
+export function writeBatchInner(
+  buf: Buffer,
+  pos: number,
+  flag: number,
+  body: Uint8Array,
+  properties: string,
+): number {
+  const bodyLen = body.length;
+  const propsAt = pos + 20 + bodyLen + 2;
+  // A UTF-16 unit is at most 3 UTF-8 bytes: a string short enough is written without measuring.
+  const room = buf.length - propsAt;
+  if (room < 0) return -1;
+  let propLen: number;
+  if (properties.length * 3 <= room) propLen = buf.write(properties, propsAt, 'utf8');
+  else {
+    propLen = Buffer.byteLength(properties, 'utf8');
+    if (propLen > room) return -1;
+    buf.write(properties, propsAt, 'utf8');
   }
-  return Buffer.concat(parts);
+  if (propLen > 0xffff) return -1;
+  const total = INNER_FIXED_BYTES + bodyLen + propLen;
+  buf.writeInt32BE(total, pos);
+  buf.writeInt32BE(0, pos + 4);
+  buf.writeInt32BE(0, pos + 8);
+  buf.writeInt32BE(flag, pos + 12);
+  buf.writeInt32BE(bodyLen, pos + 16);
+  buf.set(body, pos + 20);
+  buf.writeUInt16BE(propLen, pos + 20 + bodyLen);
+  return pos + total;
+}
+
+/** Encodes inner messages as a producer does (used by tests and clients), into one buffer. */
+export function encodeBatchBody(messages: readonly BatchInnerMessage[]): Buffer {
+  let bound = 0;
+  for (const m of messages) bound += INNER_FIXED_BYTES + m.body.length + m.properties.length * 3;
+  const out = Buffer.allocUnsafe(bound);
+  let pos = 0;
+  for (const m of messages) {
+    const next = writeBatchInner(out, pos, m.flag, m.body, m.properties);
+    if (next < 0) {
+      const bytes = Buffer.byteLength(m.properties, 'utf8');
+      throw new RangeError(`properties are ${bytes} bytes; the limit is 65535`);
+    }
+    pos = next;
+  }
+  return out.subarray(0, pos);
 }

@@ -8,8 +8,10 @@
 export {
   type BatchDecodeResult,
   type BatchInnerMessage,
+  batchInnerBytes,
   decodeBatchBody,
   encodeBatchBody,
+  writeBatchInner,
 } from './batch-codec.js';
 export {
   DLQ_QUEUE_NUMS,

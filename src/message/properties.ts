@@ -104,6 +104,20 @@ function entryText(k: string, v: string): string {
 }
 
 /**
+ * One encoded entry `k\u0001v\u0002`, as `encodeProperties` writes it (same checks, same
+ * PROPERTY_INVALID errors): for building a properties string without an object in between.
+ */
+export function propertyEntry(k: string, v: string): string {
+  return entryText(k, v);
+}
+
+/** `propertyEntry` for a key known to be valid (a MessageProperty name): only the value is checked. */
+export function systemPropertyEntry(k: string, v: string): string {
+  checkPropertyText(v, 'value of', k);
+  return k + NAME_VALUE_SEPARATOR + v + PROPERTY_SEPARATOR;
+}
+
+/**
  * Decodes a properties string, with or without its trailing \u0002. An entry's value runs from
  * the first \u0001 to the next \u0002; entries without \u0001 or with an empty key are skipped;
  * a key given twice keeps its last value. `getProperty` follows the same rules.

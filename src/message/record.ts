@@ -92,6 +92,8 @@ export {
   MessageProperty,
   NAME_VALUE_SEPARATOR,
   PROPERTY_SEPARATOR,
+  propertyEntry,
+  systemPropertyEntry,
 } from './properties.js';
 
 // ---------------------------------------------------------------------------------------------

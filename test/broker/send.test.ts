@@ -104,6 +104,41 @@ describe('broker send path (auto-create on)', () => {
     }
   });
 
+  test("SEND_BATCH_MESSAGE: inner properties as producers write them or not (no closing separator, a key twice, their own WAIT) all get the batch header's", async () => {
+    const texts = [
+      encodeProperties({ TAGS: 'a', UNIQ_KEY: fakeUniqKey(201) }),
+      `KEYS\u0001k2\u0002UNIQ_KEY\u0001${fakeUniqKey(202)}`, // no closing \u0002
+      `TAGS\u0001x\u0002TAGS\u0001y\u0002UNIQ_KEY\u0001${fakeUniqKey(203)}\u0002`, // TAGS twice: last wins
+      encodeProperties({ WAIT: 'false', DELAY: '0', UNIQ_KEY: fakeUniqKey(204) }), // own WAIT kept; DELAY 0 is no delay
+    ];
+    const h = sendHeader({ topic: 'TopicBatchProps', body: Buffer.alloc(0), queueId: 0 });
+    h.batch = true;
+    h.properties = encodeProperties({ WAIT: 'true', color: 'red' });
+    const res = await client.invoke(
+      mq.brokerAddr,
+      createRequest(
+        RequestCode.SEND_BATCH_MESSAGE,
+        encodeSendHeader(h, true),
+        encodeBatchBody(texts.map((properties, i) => ({ flag: 0, body: Buffer.from(`p${i}`), properties }))),
+      ),
+    );
+    assert.equal(res.code, ResponseCode.SUCCESS, res.remark);
+    const ids = res.extFields!.msgId!.split(',');
+    const props = await Promise.all(
+      ids.map(async (id) => decodeProperties((await mq.broker.store.getMessageByOffsetMsgId(id)).properties)),
+    );
+    assert.deepEqual(
+      props.map((p) => [p.get('TAGS'), p.get('KEYS'), p.get('WAIT'), p.get('color'), p.get('UNIQ_KEY')]),
+      [
+        ['a', undefined, 'true', 'red', fakeUniqKey(201)],
+        [undefined, 'k2', 'true', 'red', fakeUniqKey(202)],
+        ['y', undefined, 'true', 'red', fakeUniqKey(203)],
+        [undefined, undefined, 'false', 'red', fakeUniqKey(204)],
+      ],
+    );
+    for (const p of props) assert.equal(p.get('CLUSTER'), mq.broker.config.brokerClusterName);
+  });
+
   test('auto-create: a new topic gets min(requested, TBW102 write queues) queues and a route on the name server', async () => {
     const res = await client.invoke(
       mq.brokerAddr,

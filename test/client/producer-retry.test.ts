@@ -20,7 +20,7 @@ import {
 import { isTsmqError, type TsmqError } from '../../src/common/errors.js';
 import { javaStringHashCode } from '../../src/common/java-hash.js';
 import type { Logger } from '../../src/common/log.js';
-import { decodeProperties } from '../../src/message/index.js';
+import { decodeBatchBody, decodeProperties, MessageProperty } from '../../src/message/index.js';
 import { NameServer } from '../../src/namesrv/index.js';
 import {
   createRequest,
@@ -58,6 +58,20 @@ function stored(req: RemotingCommand, n: number, code: number = ResponseCode.SUC
     msgId: `7F00000100002A9F${n.toString(16).toUpperCase().padStart(16, '0')}`,
     queueId: req.extFields!.e!,
     queueOffset: String(n),
+  });
+}
+
+/** Answers a SEND_BATCH_MESSAGE as a broker that stored all of it: one offsetMsgId per message. */
+function storedBatch(req: RemotingCommand, n: number): RemotingCommand {
+  const decoded = decodeBatchBody(req.body!);
+  assert.ok(decoded.ok);
+  const ids = decoded.messages.map(
+    (_, i) => `7F00000100002A9F${(n * 1000 + i).toString(16).toUpperCase().padStart(16, '0')}`,
+  );
+  return createResponse(req, ResponseCode.SUCCESS, undefined, {
+    msgId: ids.join(','),
+    queueId: req.extFields!.e!,
+    queueOffset: String(n * 1000),
   });
 }
 
@@ -194,6 +208,44 @@ describe('producer retries against scripted brokers', () => {
     }
     assert.equal(b.sends.length, 8);
     assert.ok(a.sends.length >= 1 && a.sends.length <= 8, `busy broker saw ${a.sends.length}`);
+  });
+
+  test('autoBatch: a batch is one request, retried as a whole on the other broker; each send gets its own result', async () => {
+    const a = await fake('broker-busy-ab', ['RtAuto'], busy);
+    const b = await fake('broker-ok-ab', ['RtAuto'], storedBatch);
+    const p = await producer({ retryTimesWhenSendFailed: 1, autoBatch: { maxDelayMs: 20 } });
+    // Round-robin moves one queue per batch over 8 queues (4 busy, 4 fine): 8 batches meet the
+    // busy broker at least once.
+    for (let round = 0; round < 8; round++) {
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => p.send({ topic: 'RtAuto', body: `r${round}m${i}` })),
+      );
+      const first = results[0]!;
+      assert.equal(first.messageQueue.brokerName, 'broker-ok-ab');
+      for (const [i, r] of results.entries()) {
+        assert.deepEqual(r.messageQueue, first.messageQueue);
+        assert.equal(r.queueOffset, first.queueOffset + i);
+        assert.equal(
+          r.offsetMsgId.slice(-16),
+          (first.queueOffset + i).toString(16).toUpperCase().padStart(16, '0'),
+        );
+      }
+      assert.equal(new Set(results.map((r) => r.msgId)).size, 10);
+      // The request the good broker stored carried these 10, with their own ids.
+      const req = b.sends.at(-1)!;
+      const inner = decodeBatchBody(req.body!);
+      assert.ok(inner.ok);
+      assert.deepEqual(
+        inner.messages.map((m) => decodeProperties(m.properties).get(MessageProperty.UNIQ_KEY)),
+        results.map((r) => r.msgId),
+      );
+    }
+    assert.equal(b.sends.length, 8, 'one request per batch on the good broker');
+    assert.ok(a.sends.length >= 1, 'the busy broker was tried');
+    assert.ok(
+      [...a.sends, ...b.sends].every((r) => r.code === RequestCode.SEND_BATCH_MESSAGE),
+      'only batch requests',
+    );
   });
 
   test('every attempt failing → SEND_FAILED whose cause is the last BrokerResponseError', async () => {

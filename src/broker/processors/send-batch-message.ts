@@ -16,8 +16,12 @@ import {
   decodeBatchBody,
   decodeProperties,
   encodeProperties,
+  getProperty,
+  isCanonicalProperties,
   isRetryTopic,
   MessageProperty,
+  NAME_VALUE_SEPARATOR,
+  PROPERTY_SEPARATOR,
 } from '../../message/index.js';
 import {
   createResponse,
@@ -44,6 +48,65 @@ function waitingProperty(props: Map<string, string>): string | undefined {
     if (props.has(k)) return k;
   }
   return undefined;
+}
+
+/**
+ * `waitingProperty` of a canonical properties string (no key twice), by scanning it: one pass
+ * over the entries, reading only those whose key starts with D or TIMER_D (no Map per message).
+ */
+function waitingPropertyIn(text: string): string | undefined {
+  let start = 0;
+  const n = text.length;
+  while (start < n) {
+    let end = text.indexOf(PROPERTY_SEPARATOR, start);
+    if (end === -1) end = n;
+    const c = text.charCodeAt(start);
+    // Only keys of D… or TIMER_D… are read (no string made for the others, such as TAGS).
+    if (c === 68 /* D */ || (c === 84 /* T */ && text.startsWith('TIMER_D', start))) {
+      const sep = text.indexOf(NAME_VALUE_SEPARATOR, start);
+      if (sep !== -1 && sep < end) {
+        const key = text.slice(start, sep);
+        if (key === MessageProperty.DELAY) {
+          const delay = text.slice(sep + 1, end);
+          if (delay !== '' && delay !== '0') return `DELAY=${delay.slice(0, 16)}`;
+        } else if (
+          key === MessageProperty.TIMER_DELIVER_MS ||
+          key === MessageProperty.TIMER_DELAY_MS ||
+          key === MessageProperty.TIMER_DELAY_SEC
+        ) {
+          return key;
+        }
+      }
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
+/**
+ * One inner message's properties with the batch's (those it lacks) added. What producers send —
+ * a canonical string — gets them appended without decoding; anything else is decoded and encoded
+ * again. The waiting check comes with it, on the merged properties (a message does not get a delay
+ * from the batch header: the header was checked already and has none).
+ */
+function innerProperties(
+  text: string,
+  batchEntries: ReadonlyArray<readonly [string, string]>,
+): { properties: string; canonical: boolean } | { waiting: string } {
+  if (isCanonicalProperties(text)) {
+    const waiting = waitingPropertyIn(text);
+    if (waiting) return { waiting };
+    let merged = text;
+    for (const [k, v] of batchEntries) {
+      if (getProperty(text, k) === undefined) merged += k + NAME_VALUE_SEPARATOR + v + PROPERTY_SEPARATOR;
+    }
+    return { properties: merged, canonical: true };
+  }
+  const props = decodeProperties(text);
+  const waiting = waitingProperty(props);
+  if (waiting) return { waiting };
+  for (const [k, v] of batchEntries) if (!props.has(k)) props.set(k, v);
+  return { properties: encodeProperties(props), canonical: false };
 }
 
 /** Most messages in one batch (a bound on work per request). */
@@ -89,39 +152,36 @@ export const sendBatchMessage: BrokerProcessor = {
     const bornHost = bornHostOf(channel);
     const batchUniq = batchProps.get(MessageProperty.UNIQ_KEY);
     batchProps.delete(MessageProperty.UNIQ_KEY);
-    for (const [i, m] of decoded.messages.entries()) {
-      const inner = waitingProperty(decodeProperties(m.properties));
-      if (inner) {
+    const batchEntries = [...batchProps];
+    const inner = decoded.messages;
+    const msgs = new Array<AppendMessage>(inner.length);
+    const reconsumeTimes = h.reconsumeTimes ?? 0;
+    let bodyBytes = 0;
+    for (let i = 0; i < inner.length; i++) {
+      const m = inner[i]!;
+      const merged = innerProperties(m.properties, batchEntries);
+      if ('waiting' in merged) {
         return createResponse(
           request,
           ResponseCode.MESSAGE_ILLEGAL,
-          `a batch message may not have a delay level or a timer (message ${i} has ${inner})`,
+          `a batch message may not have a delay level or a timer (message ${i} has ${merged.waiting})`,
         );
       }
-    }
-    const msgs: AppendMessage[] = decoded.messages.map((m) => {
-      const props = decodeProperties(m.properties);
-      for (const [k, v] of batchProps) if (!props.has(k)) props.set(k, v);
-      return {
+      bodyBytes += m.body.length;
+      const msg: AppendMessage = {
         topic: h.topic,
         queueId: checked.queueId,
         body: m.body,
-        properties: stampProperties(ctx, encodeProperties(props)).properties,
+        properties: stampProperties(ctx, merged.properties, merged.canonical).properties,
         flag: m.flag,
         sysFlag: h.sysFlag,
         bornTimestamp: h.bornTimestamp,
-        ...(bornHost && { bornHost }),
-        reconsumeTimes: h.reconsumeTimes ?? 0,
+        reconsumeTimes,
       };
-    });
-    const admitted = await admitSend(
-      ctx,
-      request,
-      channel,
-      h.topic,
-      msgs.length,
-      msgs.reduce((n, m) => n + m.body.length, 0),
-    );
+      if (bornHost) msg.bornHost = bornHost;
+      msgs[i] = msg;
+    }
+    const admitted = await admitSend(ctx, request, channel, h.topic, msgs.length, bodyBytes);
     if (!admitted.ok) return admitted.response;
     try {
       const puts = await checked.store.putBatch(msgs);

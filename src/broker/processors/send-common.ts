@@ -126,10 +126,14 @@ export async function checkSend(
   return { ok: true, store, topic, queueId };
 }
 
-/** Adds what the broker stamps on each message: UNIQ_KEY when absent, and CLUSTER. */
+/**
+ * Adds what the broker stamps on each message: UNIQ_KEY when absent, and CLUSTER. `canonical`:
+ * the caller has just checked isCanonicalProperties(properties), so it is not checked again.
+ */
 export function stampProperties(
   ctx: BrokerContext,
   properties: string | undefined,
+  canonical = false,
 ): { properties: string; uniqKey: string } {
   const text = properties ?? '';
   const cluster = ctx.config.brokerClusterName;
@@ -138,7 +142,7 @@ export function stampProperties(
   let uniqKey = getProperty(text, MessageProperty.UNIQ_KEY);
   if (
     uniqKey !== '' &&
-    isCanonicalProperties(text) &&
+    (canonical || isCanonicalProperties(text)) &&
     getProperty(text, MessageProperty.CLUSTER) === undefined &&
     cluster.indexOf(NAME_VALUE_SEPARATOR) === -1 &&
     cluster.indexOf(PROPERTY_SEPARATOR) === -1
