@@ -11,7 +11,7 @@
  *       of messages sent at a steady rate, after 2 s unmeasured at that rate
  */
 import { type Command, InvalidArgumentError } from 'commander';
-import { type Message, Producer, PushConsumer } from '../client/index.js';
+import { DEFAULT_PULLS_IN_FLIGHT, type Message, Producer, PushConsumer } from '../client/index.js';
 import { clientCommand } from './admin-commands.js';
 import { positiveInt } from './options.js';
 
@@ -94,13 +94,20 @@ async function produce(o: BenchFlags & { count: number; concurrency: number; bat
 }
 
 async function consume(
-  o: BenchFlags & { group: string; count: number; timeoutMs: number; pullBatchSize: number },
+  o: BenchFlags & {
+    group: string;
+    count: number;
+    timeoutMs: number;
+    pullBatchSize: number;
+    pullsInFlight?: number;
+  },
 ): Promise<void> {
   const consumer = new PushConsumer({
     group: o.group,
     namesrvAddr: o.namesrv,
     consumeFromWhere: 'FIRST_OFFSET',
     pullBatchSize: o.pullBatchSize,
+    ...(o.pullsInFlight !== undefined && { pullsInFlightPerQueue: o.pullsInFlight }),
     consumeBatchMaxSize: 32,
   });
   let got = 0;
@@ -125,6 +132,7 @@ async function consume(
     {
       bench: 'consume',
       pullBatchSize: o.pullBatchSize,
+      pullsInFlightPerQueue: o.pullsInFlight ?? DEFAULT_PULLS_IN_FLIGHT,
       received: got,
       seconds: round(seconds),
       msgsPerSec,
@@ -242,6 +250,11 @@ export function addBenchCommands(program: Command): void {
     .option('-c, --count <n>', 'messages to receive', positiveInt, 200_000)
     .option('--timeout-ms <ms>', 'give up after', positiveInt, 120_000)
     .option('--pull-batch-size <n>', 'messages asked per pull (RocketMQ default 32)', positiveInt, 32)
+    .option(
+      '--pulls-in-flight <n>',
+      `pulls of a queue in flight (default ${DEFAULT_PULLS_IN_FLIGHT})`,
+      positiveInt,
+    )
     .action(consume);
   common(bench.command('latency').description('end-to-end latency at a steady rate'))
     .option('-r, --rate <n>', 'messages per second', positiveInt, 5000)

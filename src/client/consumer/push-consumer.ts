@@ -888,8 +888,10 @@ export class PushConsumer {
         if (raw.status === 'FOUND') {
           step = predictable ? raw.nextBeginOffset - asked : 0;
           // Ask for the next batches before decoding and handing out this one, so the broker
-          // reads them while this side works; when more is waiting, let the requests leave first.
-          if (this.pullAhead(pq, inFlight, raw, step, send)) {
+          // reads them while this side works; when more is waiting and the broker has no other
+          // pull of this queue, let the request leave first.
+          const idle = inFlight.length === 0;
+          if (this.pullAhead(pq, inFlight, raw, step, send) && idle) {
             if (raw.maxOffset > raw.nextBeginOffset) await yieldToIo();
             if (pq.pullStopped) break;
           }
