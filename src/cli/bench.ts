@@ -126,6 +126,7 @@ async function consume(
   await finished;
   clearTimeout(timer);
   const seconds = got > 0 ? Number(process.hrtime.bigint() - first) / 1e9 : 0;
+  const { pulls, pullsDiscarded } = consumer.stats();
   await consumer.shutdown();
   const msgsPerSec = seconds > 0 ? Math.round(got / seconds) : 0;
   report(
@@ -134,6 +135,8 @@ async function consume(
       pullBatchSize: o.pullBatchSize,
       pullsInFlightPerQueue: o.pullsInFlight ?? DEFAULT_PULLS_IN_FLIGHT,
       received: got,
+      pulls,
+      pullsDiscarded,
       seconds: round(seconds),
       msgsPerSec,
       complete: got >= o.count,
