@@ -12,7 +12,7 @@
  *       of messages sent at a steady rate, after 2 s unmeasured at that rate
  */
 import { type Command, InvalidArgumentError } from 'commander';
-import { type Message, Producer, PushConsumer } from '../client/index.js';
+import { DEFAULT_PULLS_IN_FLIGHT, type Message, Producer, PushConsumer } from '../client/index.js';
 import { clientCommand } from './admin-commands.js';
 import { nonNegativeInt, positiveInt } from './options.js';
 
@@ -114,13 +114,20 @@ async function produce(o: ProduceFlags): Promise<void> {
 }
 
 async function consume(
-  o: BenchFlags & { group: string; count: number; timeoutMs: number; pullBatchSize: number },
+  o: BenchFlags & {
+    group: string;
+    count: number;
+    timeoutMs: number;
+    pullBatchSize: number;
+    pullsInFlight?: number;
+  },
 ): Promise<void> {
   const consumer = new PushConsumer({
     group: o.group,
     namesrvAddr: o.namesrv,
     consumeFromWhere: 'FIRST_OFFSET',
     pullBatchSize: o.pullBatchSize,
+    ...(o.pullsInFlight !== undefined && { pullsInFlightPerQueue: o.pullsInFlight }),
     consumeBatchMaxSize: 32,
   });
   let got = 0;
@@ -139,13 +146,17 @@ async function consume(
   await finished;
   clearTimeout(timer);
   const seconds = got > 0 ? Number(process.hrtime.bigint() - first) / 1e9 : 0;
+  const { pulls, pullsDiscarded } = consumer.stats();
   await consumer.shutdown();
   const msgsPerSec = seconds > 0 ? Math.round(got / seconds) : 0;
   report(
     {
       bench: 'consume',
       pullBatchSize: o.pullBatchSize,
+      pullsInFlightPerQueue: o.pullsInFlight ?? DEFAULT_PULLS_IN_FLIGHT,
       received: got,
+      pulls,
+      pullsDiscarded,
       seconds: round(seconds),
       msgsPerSec,
       complete: got >= o.count,
@@ -265,6 +276,11 @@ export function addBenchCommands(program: Command): void {
     .option('-c, --count <n>', 'messages to receive', positiveInt, 200_000)
     .option('--timeout-ms <ms>', 'give up after', positiveInt, 120_000)
     .option('--pull-batch-size <n>', 'messages asked per pull (RocketMQ default 32)', positiveInt, 32)
+    .option(
+      '--pulls-in-flight <n>',
+      `pulls of a queue in flight (default ${DEFAULT_PULLS_IN_FLIGHT})`,
+      positiveInt,
+    )
     .action(consume);
   common(bench.command('latency').description('end-to-end latency at a steady rate'))
     .option('-r, --rate <n>', 'messages per second', positiveInt, 5000)

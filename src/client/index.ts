@@ -37,6 +37,7 @@ export type { OffsetFence, OffsetStore } from './consumer/offset-store.js';
 export type { OrderlyConsumeResult, OrderlyMessageHandler } from './consumer/orderly-service.js';
 export { ConsumerApi, type PullResult, type PullStatus, PullSysFlag } from './consumer/pull-api.js';
 export {
+  DEFAULT_PULLS_IN_FLIGHT,
   PushConsumer,
   type PushConsumerOptions,
   type PushConsumerStats,

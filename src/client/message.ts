@@ -14,7 +14,6 @@
  */
 import { inflateSync } from 'node:zlib';
 import { TsmqError } from '../common/errors.js';
-import type { HostAddress } from '../common/types.js';
 import {
   createOffsetMsgId,
   type DecodedRecord,
@@ -219,12 +218,17 @@ export function toMessageExt(r: DecodedRecord, brokerName: string): MessageExt {
 }
 
 /**
- * A pulled message. The fixed fields are read when it is decoded; the properties (a Map), the
- * tags, keys and both ids are worked out from the stored properties string on first use, since
- * most handlers never look at most of them. Enumerable like a plain MessageExt (JSON.stringify
- * and spreading see every field; `toJSON` builds them).
+ * A pulled message. The fixed fields are read when it is decoded; the properties string, the
+ * properties (a Map), the tags, keys and both ids are worked out from the record on first use,
+ * since most handlers never look at most of them. Enumerable like a plain MessageExt
+ * (JSON.stringify and spreading see every field; `toJSON` builds them).
+ *
+ * The body is a view of the pull's buffer, not a copy (an inflated body is its own buffer): one
+ * allocation per pull instead of one per message. A message kept keeps its pull's bytes (one
+ * batch, tens of KiB by default); copy the body (`Buffer.from(msg.body)`) to keep it alone.
  */
 class PulledMessage implements MessageExt {
+  private rawProps: string | undefined;
   private props: Map<string, string> | undefined;
   private offsetId: string | undefined;
   private keyList: string[] | undefined;
@@ -233,9 +237,12 @@ class PulledMessage implements MessageExt {
     /** Settable: a retried message shows the topic it was first sent to. */
     public topic: string,
     readonly body: Buffer,
-    /** The properties as stored (`key\u0001value\u0002` …). */
-    private readonly rawProperties: string,
-    private readonly storeHost: HostAddress,
+    /** The pull's buffer, where the properties (`key\u0001value\u0002` …) and store host lie. */
+    private readonly record: Buffer,
+    private readonly propAt: number,
+    private readonly propEnd: number,
+    /** Where STOREHOST lies in `record`, negative (−1 − where) for an IPv6 one. */
+    private readonly storeHostAt: number,
     readonly brokerName: string,
     readonly queueId: number,
     readonly queueOffset: number,
@@ -247,6 +254,13 @@ class PulledMessage implements MessageExt {
     readonly flag: number,
     readonly storeSize: number,
   ) {}
+
+  /** The properties as stored. */
+  private get rawProperties(): string {
+    this.rawProps ??=
+      this.propAt === this.propEnd ? '' : this.record.toString('utf8', this.propAt, this.propEnd);
+    return this.rawProps;
+  }
 
   get properties(): Map<string, string> {
     this.props ??= decodeProperties(this.rawProperties);
@@ -277,7 +291,11 @@ class PulledMessage implements MessageExt {
   }
 
   get offsetMsgId(): string {
-    this.offsetId ??= createOffsetMsgId(this.storeHost, this.commitLogOffset);
+    if (this.offsetId === undefined) {
+      const at = this.storeHostAt;
+      const host = at >= 0 ? decodeHost(this.record, at, false) : decodeHost(this.record, -1 - at, true);
+      this.offsetId = createOffsetMsgId(host, this.commitLogOffset);
+    }
     return this.offsetId;
   }
 
@@ -313,13 +331,6 @@ export interface DecodeMessagesOptions {
 }
 
 const layout = newRecordLayout();
-
-/** A copy of buf[from, to), without a view of it first (small ones share Buffer's pool). */
-function copyOut(buf: Buffer, from: number, to: number): Buffer {
-  const out = Buffer.allocUnsafe(to - from);
-  buf.copy(out, 0, from, to);
-  return out;
-}
 
 /** Whether buf[a, a + n) equals buf[b, b + n); for short runs such as a topic, a loop beats compare(). */
 function sameBytes(buf: Buffer, a: number, b: number, n: number): boolean {
@@ -361,9 +372,11 @@ export function decodeMessages(
         topic,
         (l.sysFlag & SysFlag.COMPRESSED) !== 0
           ? storedBodyToUser(body.subarray(l.bodyAt, l.topicLenAt), l.sysFlag)
-          : copyOut(body, l.bodyAt, l.topicLenAt),
-        l.propAt === l.end ? '' : body.toString('utf8', l.propAt, l.end),
-        decodeHost(body, l.storeTsAt + 8, l.storeV6),
+          : body.subarray(l.bodyAt, l.topicLenAt),
+        body,
+        l.propAt,
+        l.end,
+        l.storeV6 ? -1 - (l.storeTsAt + 8) : l.storeTsAt + 8,
         brokerName,
         recordField.queueId(body, l),
         recordField.queueOffset(body, l),

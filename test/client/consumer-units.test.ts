@@ -82,6 +82,49 @@ describe('ProcessQueue', () => {
     assert.equal(pq.remove([msg(0)]), 1);
   });
 
+  test('random puts and acknowledgements agree with a reference model', () => {
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (let round = 0; round < 20; round++) {
+      const pq = new ProcessQueue(MQ);
+      const model = new Map<number, MessageExt>();
+      let maxPut = -1;
+      let next = 0;
+      for (let step = 0; step < 3000; step++) {
+        const what = rnd(10);
+        if (what < 4) {
+          // A batch in order, sometimes from below (a reset backwards, duplicates).
+          const from = rnd(8) === 0 ? Math.max(0, next - rnd(50)) : next;
+          const batch = Array.from({ length: 1 + rnd(32) }, (_, k) => msg(from + k));
+          const added = pq.put(batch).map((m) => m.queueOffset);
+          const want = batch.filter((m) => !model.has(m.queueOffset)).map((m) => m.queueOffset);
+          assert.deepEqual(added, want);
+          for (const m of batch) if (!model.has(m.queueOffset)) model.set(m.queueOffset, m);
+          for (const m of batch) maxPut = Math.max(maxPut, m.queueOffset);
+          next = Math.max(next, from + batch.length);
+        } else if (what < 9 && model.size > 0) {
+          const keys = [...model.keys()];
+          const gone = Array.from({ length: 1 + rnd(8) }, () => model.get(keys[rnd(keys.length)]!)!);
+          for (const m of gone) model.delete(m.queueOffset);
+          const lowest = model.size > 0 ? Math.min(...model.keys()) : maxPut + 1;
+          assert.equal(pq.remove(gone), maxPut < 0 ? undefined : lowest);
+        } else if (what === 9 && rnd(20) === 0) {
+          pq.clear();
+          model.clear();
+          maxPut = -1;
+        }
+        assert.equal(pq.count, model.size);
+        assert.equal(pq.cachedBytes, model.size * 10);
+        const lowest = model.size > 0 ? Math.min(...model.keys()) : undefined;
+        assert.equal(pq.span, lowest === undefined ? 0 : maxPut - lowest);
+        assert.equal(pq.committable(), lowest ?? (maxPut >= 0 ? maxPut + 1 : undefined));
+      }
+    }
+  });
+
   test('drop and stopPulling wake its sleeps', async () => {
     const pq = new ProcessQueue(MQ);
     const t0 = Date.now();

@@ -38,6 +38,7 @@ export const CONSUME_FROM = ['LAST_OFFSET', 'FIRST_OFFSET', 'TIMESTAMP'] as cons
 /** Limits of the consumer options, with their units. */
 export const LIMITS = {
   batchMax: 1024,
+  pullsInFlightMax: 16,
   concurrencyMax: 1000,
   thresholdCountMax: 65_535,
   /** pullThresholdSizeForQueue, MiB. */

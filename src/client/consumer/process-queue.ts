@@ -10,8 +10,10 @@
  *   empty, something was cached before     the highest offset ever cached + 1
  *   empty, nothing cached yet              none (the caller keeps its own position)
  *
- * Pulls of one queue are sequential, so messages arrive in offset order and a Map's insertion
- * order is the offset order; an out-of-order put (a reset backwards) re-sorts.
+ * Pulls of one queue hand their messages out in offset order, so the cache is two arrays in
+ * offset order (offsets, messages), appended to at the end; an acknowledged message leaves a hole
+ * and the front advances past holes (no hashing per message). A put below the highest offset (a
+ * reset backwards, a redelivery) is a sorted insert.
  */
 import type { MessageExt, MessageQueue } from '../message.js';
 
@@ -30,7 +32,12 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 export class ProcessQueue {
-  private readonly msgs = new Map<number, MessageExt>();
+  /** Cached offsets, ascending from `head`; `items[i]` is undefined once acknowledged. */
+  private offs: number[] = [];
+  private items: (MessageExt | undefined)[] = [];
+  /** The first slot still cached (every slot before it was acknowledged); offs.length if none. */
+  private head = 0;
+  private live = 0;
   private bytes = 0;
   /** The highest offset ever cached; -1 before the first put. */
   private maxPutOffset = -1;
@@ -73,7 +80,7 @@ export class ProcessQueue {
   }
 
   get count(): number {
-    return this.msgs.size;
+    return this.live;
   }
 
   get cachedBytes(): number {
@@ -87,57 +94,102 @@ export class ProcessQueue {
    * consumed, so pulls go on while the commit point stays behind; this measure keeps them stopped.
    */
   get span(): number {
-    const first = this.firstKey();
-    return first === undefined ? 0 : this.maxPutOffset - first;
+    return this.live === 0 ? 0 : this.maxPutOffset - this.offs[this.head]!;
   }
 
   /** Caches messages (in queue order); ones already cached are skipped. Returns those added. */
   put(msgs: readonly MessageExt[]): MessageExt[] {
     const added: MessageExt[] = [];
-    let unordered = false;
+    const offs = this.offs;
+    const items = this.items;
     for (const m of msgs) {
-      if (this.msgs.has(m.queueOffset)) continue;
-      // Below something ever cached: maybe below something still cached (a reset backwards).
-      if (this.msgs.size > 0 && m.queueOffset < this.maxPutOffset) unordered = true;
-      this.msgs.set(m.queueOffset, m);
+      const o = m.queueOffset;
+      const n = offs.length;
+      if (this.head === n || o > offs[n - 1]!) {
+        offs.push(o);
+        items.push(m);
+      } else {
+        const i = this.lowerBound(o);
+        if (i < n && offs[i] === o) {
+          if (items[i] !== undefined) continue; // cached already
+          items[i] = m; // acknowledged before (a reset backwards): cached again
+        } else {
+          offs.splice(i, 0, o);
+          items.splice(i, 0, m);
+        }
+      }
+      this.live++;
       this.bytes += m.body.length;
-      if (m.queueOffset > this.maxPutOffset) this.maxPutOffset = m.queueOffset;
+      if (o > this.maxPutOffset) this.maxPutOffset = o;
       added.push(m);
-    }
-    if (unordered) {
-      const sorted = [...this.msgs.entries()].sort((a, b) => a[0] - b[0]);
-      this.msgs.clear();
-      for (const [k, v] of sorted) this.msgs.set(k, v);
     }
     return added;
   }
 
   /** Acknowledges messages; returns the committable offset afterwards (see the table above). */
   remove(msgs: readonly MessageExt[]): number | undefined {
+    const items = this.items;
     for (const m of msgs) {
-      const cached = this.msgs.get(m.queueOffset);
-      if (!cached) continue;
-      this.msgs.delete(m.queueOffset);
+      const i = this.indexOf(m.queueOffset);
+      if (i < 0) continue;
+      const cached = items[i];
+      if (cached === undefined) continue;
+      items[i] = undefined;
+      this.live--;
       this.bytes -= cached.body.length;
     }
+    const n = items.length;
+    let h = this.head;
+    while (h < n && items[h] === undefined) h++;
+    if (h === n) {
+      this.offs.length = 0;
+      items.length = 0;
+      h = 0;
+    } else if (h > 1024 && h * 2 > n) {
+      this.offs.splice(0, h);
+      items.splice(0, h);
+      h = 0;
+    }
+    this.head = h;
     return this.committable();
   }
 
   committable(): number | undefined {
-    const first = this.firstKey();
-    if (first !== undefined) return first;
+    if (this.live > 0) return this.offs[this.head];
     return this.maxPutOffset >= 0 ? this.maxPutOffset + 1 : undefined;
   }
 
   /** Forgets every cached message and where it got to (a seek). */
   clear(): void {
-    this.msgs.clear();
+    this.offs = [];
+    this.items = [];
+    this.head = 0;
+    this.live = 0;
     this.bytes = 0;
     this.maxPutOffset = -1;
   }
 
-  private firstKey(): number | undefined {
-    for (const k of this.msgs.keys()) return k;
-    return undefined;
+  /** The first slot from `head` whose offset is at least `offset`. */
+  private lowerBound(offset: number): number {
+    const offs = this.offs;
+    let lo = this.head;
+    let hi = offs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (offs[mid]! < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The slot of `offset` from `head`, or -1. Offsets cached back to back are found at once. */
+  private indexOf(offset: number): number {
+    const offs = this.offs;
+    const n = offs.length;
+    if (this.head >= n) return -1;
+    const guess = this.head + (offset - offs[this.head]!);
+    if (guess >= this.head && guess < n && offs[guess] === offset) return guess;
+    const i = this.lowerBound(offset);
+    return i < n && offs[i] === offset ? i : -1;
   }
 }

@@ -104,6 +104,12 @@ export interface PushConsumerOptions extends ClientOptions {
   allocate?: AllocateStrategyName | AllocateStrategy;
   /** Messages asked per pull. Default 32. */
   pullBatchSize?: number;
+  /**
+   * Pulls of one queue in flight at once (1–16). Default 4. While a queue has a backlog, the
+   * pulls after the next one ask from predicted offsets (see `pullAhead`); flow control counts
+   * the batches in flight, so the cache does not grow past the thresholds.
+   */
+  pullsInFlightPerQueue?: number;
   /** Messages per handler call. Default 1. */
   consumeBatchMaxSize?: number;
   /** Handler calls running at once. Default 20. */
@@ -164,6 +170,8 @@ export interface QueueStats {
 export interface PushConsumerStats {
   pulls: number;
   pullErrors: number;
+  /** Pulls sent ahead whose answers were dropped (they asked from a place the queue did not reach). */
+  pullsDiscarded: number;
   /** Times a queue's pull waited for its cache to drain. */
   flowControlTimes: number;
   /** Messages acknowledged by a successful handler call. */
@@ -182,6 +190,9 @@ function orderlyMaxReconsumeTimes(v: number | undefined): number {
   return n < 0 ? ORDERLY_DEFAULT_MAX_RECONSUME_TIMES : n;
 }
 
+/** pullsInFlightPerQueue when not given. */
+export const DEFAULT_PULLS_IN_FLIGHT = 4;
+
 /** Pause of a flow-controlled queue before it checks again, ms (RocketMQ's 50 ms). */
 export const FLOW_CONTROL_DELAY_MS = 50;
 /** A flow-control warning is logged once per this many waits. */
@@ -193,6 +204,12 @@ function yieldToIo(): Promise<void> {
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'closed';
+
+/** A pull of one queue sent and not yet handed out. */
+interface InFlightPull {
+  readonly offset: number;
+  readonly answer: Promise<RawPullResult>;
+}
 
 export class PushConsumer {
   readonly group: string;
@@ -221,6 +238,7 @@ export class PushConsumer {
   private readonly counters: PushConsumerStats = {
     pulls: 0,
     pullErrors: 0,
+    pullsDiscarded: 0,
     flowControlTimes: 0,
     consumed: 0,
     failed: 0,
@@ -229,6 +247,7 @@ export class PushConsumer {
   private readonly consumeFromWhere: ConsumeFromWhere;
   private readonly consumeTimestamp: number | undefined;
   private readonly pullBatchSize: number;
+  private readonly pullsInFlight: number;
   private readonly consumeBatchMaxSize: number;
   private readonly pullThresholdForQueue: number;
   private readonly pullThresholdBytes: number;
@@ -251,6 +270,13 @@ export class PushConsumer {
     this.consumeTimestamp = opts.consumeTimestamp;
     const allocate = allocateStrategy(opts.allocate);
     this.pullBatchSize = intOption('pullBatchSize', opts.pullBatchSize, 32, 1, LIMITS.batchMax);
+    this.pullsInFlight = intOption(
+      'pullsInFlightPerQueue',
+      opts.pullsInFlightPerQueue,
+      DEFAULT_PULLS_IN_FLIGHT,
+      1,
+      LIMITS.pullsInFlightMax,
+    );
     this.consumeBatchMaxSize = intOption(
       'consumeBatchMaxSize',
       opts.consumeBatchMaxSize,
@@ -821,44 +847,64 @@ export class PushConsumer {
       suspendTimeoutMs: this.suspendMs,
       checkCrc: this.checkCrc,
     });
-    const send = (offset: number): Promise<RawPullResult> => {
+    const inFlight: InFlightPull[] = [];
+    const send = (offset: number): void => {
       pq.lastPullMs = Date.now();
-      const sent = this.api.requestPull(request(offset));
-      sent.catch(() => undefined); // awaited below, or dropped with a stopped queue
-      return sent;
+      const answer = this.api.requestPull(request(offset));
+      answer.catch(() => undefined); // awaited below, or dropped with a stopped queue
+      inFlight.push({ offset, answer });
     };
+    const discardInFlight = (): void => {
+      this.counters.pullsDiscarded += inFlight.length;
+      inFlight.length = 0;
+    };
+    // Pulls past the next one start at predicted offsets: only where every answer advances by
+    // the same step (no filter drops records on the broker), see `pullAhead`.
+    const predictable = sub.expressionType === 'TAG' && sub.filter.all;
+    /** Where the next answer handed out must start (every answer before it was handed out). */
     let next = startOffset;
-    /** The pull of `next` already sent (pipelined), if any. */
-    let ahead: Promise<RawPullResult> | undefined;
+    /** Offsets the last FOUND answer advanced by (0: none yet, or unpredictable). */
+    let step = 0;
     while (!pq.pullStopped) {
-      if (!ahead && this.orderly && !this.orderly.held(pq)) {
-        await pq.sleep(LOCK_RETRY_MS);
-        continue;
+      if (inFlight.length === 0) {
+        if (this.orderly && !this.orderly.held(pq)) {
+          await pq.sleep(LOCK_RETRY_MS);
+          continue;
+        }
+        if (this.flowControlled(pq)) {
+          await pq.sleep(FLOW_CONTROL_DELAY_MS);
+          continue;
+        }
+        send(next);
       }
-      if (!ahead && this.flowControlled(pq)) {
-        await pq.sleep(FLOW_CONTROL_DELAY_MS);
-        continue;
-      }
-      const asked = next;
+      const head = inFlight.shift()!;
+      const asked = head.offset;
       let raw: RawPullResult;
       let r: PullResult;
       try {
-        raw = await (ahead ?? send(asked));
-        ahead = undefined;
+        raw = await head.answer;
         this.counters.pulls++;
         if (pq.pullStopped) break;
-        if (raw.status === 'FOUND' && !this.wouldFlowControl(pq)) {
-          // Ask for the next batch before decoding and handing out this one, so the broker reads
-          // it while this side works; when more is waiting, let the request leave first.
-          ahead = send(raw.nextBeginOffset);
-          if (raw.maxOffset > raw.nextBeginOffset) await yieldToIo();
-          if (pq.pullStopped) break;
+        if (raw.status === 'FOUND') {
+          step = predictable ? raw.nextBeginOffset - asked : 0;
+          // Ask for the next batches before decoding and handing out this one, so the broker
+          // reads them while this side works; when more is waiting and the broker has no other
+          // pull of this queue, let the request leave first.
+          const idle = inFlight.length === 0;
+          if (this.pullAhead(pq, inFlight, raw, step, send) && idle) {
+            if (raw.maxOffset > raw.nextBeginOffset) await yieldToIo();
+            if (pq.pullStopped) break;
+          }
+        } else {
+          // Nothing found, or the offset moved: the pulls sent ahead asked from the wrong place.
+          step = 0;
+          discardInFlight();
         }
         r = decodePull(raw, request(asked));
       } catch (e) {
         if (pq.pullStopped) break;
-        // A pipelined pull started from past what failed: its answer is of no use.
-        ahead = undefined;
+        // The pulls sent ahead started from past what failed: their answers are of no use.
+        discardInFlight();
         next = asked;
         this.counters.pullErrors++;
         this.logger.warn({ queue: describeQueue(mq), err: (e as Error).message }, 'pull failed');
@@ -896,17 +942,54 @@ export class PushConsumer {
   }
 
   /**
-   * Whether the queue would be flow-controlled once a full batch more is cached: a pull is sent
-   * ahead only when the batch in hand cannot take the cache past a threshold, so pipelining never
-   * lets the cache grow further than waiting for each batch would.
+   * After a FOUND answer (not cached yet): keeps up to pullsInFlightPerQueue pulls of the queue
+   * in flight. The first after the answer starts at its nextBeginOffset; each further one at the
+   * previous one's offset + `step`, and only while that batch lies wholly below the queue's max
+   * offset, so that it comes back full and the prediction holds. An answer that does not start
+   * where the one before it ended (the broker returned fewer: a byte limit, a retention cut)
+   * drops every pull in flight, which are sent again from the right place. Returns whether a
+   * pull was sent.
    */
-  private wouldFlowControl(pq: ProcessQueue): boolean {
+  private pullAhead(
+    pq: ProcessQueue,
+    inFlight: InFlightPull[],
+    raw: RawPullResult,
+    step: number,
+    send: (offset: number) => void,
+  ): boolean {
+    if (inFlight.length > 0 && inFlight[0]!.offset !== raw.nextBeginOffset) {
+      this.counters.pullsDiscarded += inFlight.length;
+      inFlight.length = 0;
+    }
+    let sent = false;
+    // Batches on their way to the cache: the one in hand and those in flight.
+    let coming = 1 + inFlight.length;
+    while (inFlight.length < this.pullsInFlight && !this.wouldFlowControl(pq, coming)) {
+      let offset = raw.nextBeginOffset;
+      if (inFlight.length > 0) {
+        offset = inFlight[inFlight.length - 1]!.offset + step;
+        if (step <= 0 || offset + step > raw.maxOffset) break;
+      }
+      send(offset);
+      sent = true;
+      coming++;
+    }
+    return sent;
+  }
+
+  /**
+   * Whether the queue would be flow-controlled once `batches` full batches more are cached: a
+   * pull is sent ahead only when the batches on their way (the one in hand and those in flight)
+   * cannot take the cache past a threshold, so pipelining never lets the cache grow further
+   * than waiting for each batch would.
+   */
+  private wouldFlowControl(pq: ProcessQueue, batches: number): boolean {
+    const more = batches * this.pullBatchSize;
     return (
-      pq.count + this.pullBatchSize > this.pullThresholdForQueue ||
-      pq.span + this.pullBatchSize > this.maxSpan ||
-      // bytes: a batch of messages the size of those cached now
-      pq.cachedBytes + (pq.count > 0 ? (pq.cachedBytes / pq.count) * this.pullBatchSize : 0) >
-        this.pullThresholdBytes
+      pq.count + more > this.pullThresholdForQueue ||
+      pq.span + more > this.maxSpan ||
+      // bytes: batches of messages the size of those cached now
+      pq.cachedBytes + (pq.count > 0 ? (pq.cachedBytes / pq.count) * more : 0) > this.pullThresholdBytes
     );
   }
 
