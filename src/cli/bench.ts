@@ -7,10 +7,14 @@
  *       send()s through a producer with autoBatch on (--batch-delay-ms, --batch-max-bytes)
  *   tsmq bench consume  -t T -g G --count N [--pull-batch-size B]
  *       messages per second through a push consumer reading the topic from the start
- *   tsmq bench latency  -t T --rate R --seconds S
- *       end-to-end latency (consumer receipt − producer send time, one process, one clock)
- *       of messages sent at a steady rate, after 2 s unmeasured at that rate
+ *   tsmq bench latency  -t T --rate R --seconds S [--same-process]
+ *       end-to-end latency (consumer receipt − producer send time, on the host's wall clock with
+ *       sub-millisecond resolution) of messages sent at a steady rate, after 2 s unmeasured at that
+ *       rate; the consumer runs in a process of its own unless --same-process
  */
+import { fork } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_PULLS_IN_FLIGHT, type Message, Producer, PushConsumer } from '../client/index.js';
 import { clientCommand } from './admin-commands.js';
@@ -191,27 +195,110 @@ function paced(rate: number, seconds: number, send: () => void, nowMs: () => num
 /** Unmeasured sending at the measured rate before measuring (JIT, buffers, heap sizes settle). */
 const LATENCY_WARMUP_SECONDS = 2;
 
-async function latency(o: BenchFlags & { rate: number; seconds: number }): Promise<void> {
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable between processes of one host. */
+const wallMs = (): number => performance.timeOrigin + performance.now();
+
+/** The receiving side of `tsmq bench latency`: a push consumer that keeps each message's latency. */
+interface LatencyReceiver {
+  /** Messages received so far (warm-up ones included). */
+  arrived(): number;
+  /** Waits (up to 10 s) for `sent` measured messages, stops, and returns their latencies in ms. */
+  finish(sent: number): Promise<number[]>;
+}
+
+async function startLatencyReceiver(namesrv: string, topic: string): Promise<LatencyReceiver> {
   const group = `tsmq-bench-latency-${process.pid}`;
-  const consumer = new PushConsumer({ group, namesrvAddr: o.namesrv, consumeFromWhere: 'LAST_OFFSET' });
-  const producer = new Producer({ group: 'tsmq-bench-producer', namesrvAddr: o.namesrv });
+  const consumer = new PushConsumer({ group, namesrvAddr: namesrv, consumeFromWhere: 'LAST_OFFSET' });
   const latencies: number[] = [];
-  const origin = process.hrtime.bigint();
-  const nowMs = () => Number(process.hrtime.bigint() - origin) / 1e6;
-  let measuring = false;
   let arrived = 0;
-  consumer.subscribe(o.topic, 'latency').onMessage(async (msgs) => {
-    const at = nowMs();
+  consumer.subscribe(topic, 'latency').onMessage(async (msgs) => {
+    const at = wallMs();
     arrived += msgs.length;
     for (const m of msgs) {
+      // Warm-up messages carry a stamp that is not a number.
       const sentAt = Number(m.properties.get('benchSentAtMs'));
-      if (measuring && Number.isFinite(sentAt)) latencies.push(at - sentAt);
+      if (Number.isFinite(sentAt)) latencies.push(at - sentAt);
     }
   });
   await consumer.start();
+  return {
+    arrived: () => arrived,
+    async finish(sent) {
+      const deadline = Date.now() + 10_000;
+      while (latencies.length < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await consumer.shutdown();
+      return latencies;
+    },
+  };
+}
+
+/**
+ * The receiver in a child process (`tsmq bench latency-receiver`), as RocketMQ's benchmark runs its
+ * producer and consumer as separate programs: each process then carries only its own half of the
+ * work and of the garbage collection. Messages go over the IPC channel: {arrived} once messages
+ * flow, {sent} from the parent when it is done, {latencies} back.
+ */
+async function childLatencyReceiver(namesrv: string, topic: string): Promise<LatencyReceiver> {
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const child = fork(main, ['bench', 'latency-receiver', '-t', topic, '-n', namesrv], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  let flowing = false;
+  let result: ((ms: number[]) => void) | undefined;
+  let failed: ((e: Error) => void) | undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    child.on('message', (m: { ready?: boolean; arrived?: boolean; latencies?: number[] }) => {
+      if (m.ready) resolve();
+      if (m.arrived) flowing = true;
+      if (m.latencies) result?.(m.latencies);
+    });
+    child.once('exit', (code) => {
+      const e = new Error(`the latency receiver exited (code ${code})`);
+      reject(e);
+      failed?.(e);
+    });
+  });
+  await ready;
+  return {
+    arrived: () => (flowing ? 1 : 0),
+    finish(sent) {
+      return new Promise<number[]>((resolve, reject) => {
+        result = resolve;
+        failed = reject;
+        child.send({ sent });
+      });
+    },
+  };
+}
+
+/** `tsmq bench latency-receiver`: the child side of childLatencyReceiver. */
+async function latencyReceiverChild(o: BenchFlags): Promise<void> {
+  const send = process.send?.bind(process);
+  if (!send) throw new InvalidArgumentError('latency-receiver is started by `tsmq bench latency`');
+  const receiver = await startLatencyReceiver(o.namesrv, o.topic);
+  const watch = setInterval(() => {
+    if (receiver.arrived() > 0) {
+      clearInterval(watch);
+      send({ arrived: true });
+    }
+  }, 5);
+  process.on('message', (m: { sent?: number }) => {
+    if (m.sent === undefined) return;
+    void receiver.finish(m.sent).then((latencies) => send({ latencies }, () => process.exit(0)));
+  });
+  send({ ready: true });
+}
+
+async function latency(
+  o: BenchFlags & { rate: number; seconds: number; sameProcess?: boolean },
+): Promise<void> {
+  const receiver = o.sameProcess
+    ? await startLatencyReceiver(o.namesrv, o.topic)
+    : await childLatencyReceiver(o.namesrv, o.topic);
+  const producer = new Producer({ group: 'tsmq-bench-producer', namesrvAddr: o.namesrv });
   await producer.start();
   const body = Buffer.alloc(o.size, 'x');
-  // Only messages sent while measuring count: their stamp says so.
+  // Only messages sent while measuring count: the others' stamp is not a number.
   let stamp = '';
   const sendOne = () =>
     producer
@@ -219,7 +306,7 @@ async function latency(o: BenchFlags & { rate: number; seconds: number }): Promi
         topic: o.topic,
         body,
         tags: 'latency',
-        properties: { benchSentAtMs: stamp + nowMs().toFixed(3) },
+        properties: { benchSentAtMs: stamp + wallMs().toFixed(3) },
       })
       .catch(() => undefined);
   // Warm up: one at a time until the consumer owns its queues and messages flow, then at the
@@ -227,21 +314,26 @@ async function latency(o: BenchFlags & { rate: number; seconds: number }): Promi
   // used to put its first few hundred milliseconds of adaptation into the p99).
   stamp = 'warm-';
   const flowDeadline = Date.now() + 10_000;
-  while (arrived === 0 && Date.now() < flowDeadline) {
+  while (receiver.arrived() === 0 && Date.now() < flowDeadline) {
     await sendOne();
     await new Promise((r) => setTimeout(r, 5));
   }
-  await paced(o.rate, LATENCY_WARMUP_SECONDS, () => void sendOne(), nowMs);
+  await paced(o.rate, LATENCY_WARMUP_SECONDS, () => void sendOne(), wallMs);
   stamp = '';
-  measuring = true;
-  const sent = await paced(o.rate, o.seconds, () => void sendOne(), nowMs);
-  const deadline = Date.now() + 10_000;
-  while (latencies.length < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const sent = await paced(o.rate, o.seconds, () => void sendOne(), wallMs);
+  const latencies = await receiver.finish(sent);
   await producer.shutdown();
-  await consumer.shutdown();
   const summary = latencySummary(latencies);
   report(
-    { bench: 'latency', rate: o.rate, seconds: o.seconds, sent, received: latencies.length, ...summary },
+    {
+      bench: 'latency',
+      rate: o.rate,
+      seconds: o.seconds,
+      processes: o.sameProcess ? 'one' : 'producer and consumer apart',
+      sent,
+      received: latencies.length,
+      ...summary,
+    },
     `latency at ${o.rate} msgs/s: ${latencies.length}/${sent} received, p50 ${summary.p50Ms} ms, ` +
       `p99 ${summary.p99Ms} ms, max ${summary.maxMs} ms`,
   );
@@ -285,5 +377,7 @@ export function addBenchCommands(program: Command): void {
   common(bench.command('latency').description('end-to-end latency at a steady rate'))
     .option('-r, --rate <n>', 'messages per second', positiveInt, 5000)
     .option('--seconds <n>', 'how long', positiveInt, 10)
+    .option('--same-process', 'receive in the producing process (default: a consumer process of its own)')
     .action(latency);
+  common(bench.command('latency-receiver', { hidden: true })).action(latencyReceiverChild);
 }
