@@ -23,6 +23,14 @@
  * (fail-stop): its waiters and every later append get STORE_IO_ERROR, since after a failed fsync
  * the kernel's page cache can no longer be trusted to match the disk; a restart recovers.
  *
+ * Checksums are filled in last. The store prepares records with `deferCrcs`: `append` encodes them
+ * with BODYCRC 0 and the record CRC's digits unfilled, and notes where each one is in the batch.
+ * When a sealed batch's turn to be written comes, the CRC thread (crc-thread.ts; arenas are then
+ * SharedArrayBuffers) fills them in — or the main thread, for a batch of a few records or with
+ * `crcThread` off — and only then is the batch written. Until it is written no reader can see a
+ * byte of it, so no record is ever read without its CRCs. A CRC thread that fails or exits fails
+ * the batch like a failed write.
+ *
  * Written batches stay in a bounded in-memory tail cache, so consumers and the dispatcher that keep
  * up with producers read without a syscall — the role the page cache of mmap'ed files plays in
  * RocketMQ.
@@ -169,6 +177,11 @@ class CrcThread {
 
 /** Room for this many records' CRC jobs in a new batch (it grows as needed). */
 const CRC_JOBS_INITIAL = 1024;
+/**
+ * Batches of fewer records are checksummed on the main thread: a light load gains nothing from
+ * the thread but the latency of a round trip to it (SYNC appends wait for their batch's write).
+ */
+const CRC_THREAD_MIN_RECORDS = 32;
 
 const ARENA_BYTES = 4 * 1024 * 1024;
 
@@ -364,7 +377,16 @@ export class CommitLog {
     }
     const batch = this.reserve(seg, size);
     const physicalOffset = this.appended;
-    writeRecord(batch.arena, batch.end, rec, queueOffset, physicalOffset, storeTimestamp, storeHost);
+    writeRecord(
+      batch.arena,
+      batch.end,
+      rec,
+      queueOffset,
+      physicalOffset,
+      storeTimestamp,
+      storeHost,
+      this.sharedArenas,
+    );
     if (rec.crcsDeferred) {
       let jobs = batch.crcJobs;
       if (jobs === undefined) {
@@ -500,7 +522,7 @@ export class CommitLog {
     const n = batch.crcJobCount;
     if (jobs === undefined || n === 0) return undefined;
     batch.crcJobs = undefined;
-    if (this.sharedArenas && !this.closed) {
+    if (this.sharedArenas && !this.closed && n >= CRC_THREAD_MIN_RECORDS) {
       this.crcThread_ ??= new CrcThread();
       return this.crcThread_.run(batch.arena, jobs, n);
     }
