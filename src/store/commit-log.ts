@@ -120,8 +120,10 @@ interface Batch {
 }
 
 /**
- * The CRC thread (crc-thread.ts) as the commit log sees it: jobs in flight, by id. Started with
- * the first job; referenced (keeps the process alive) only while a job is in flight.
+ * The CRC thread (crc-thread.ts) as the commit log sees it: jobs in flight, by id. Started by
+ * the first batch large enough for it, which (like any batch until the thread is online) is
+ * checksummed on the main thread meanwhile; referenced (keeps the process alive) only while a job
+ * is in flight.
  */
 class CrcThread {
   private readonly worker: Worker;
@@ -129,10 +131,15 @@ class CrcThread {
   private nextId = 1;
   /** Why the thread can take no more jobs (it failed or exited). */
   private dead: Error | undefined;
+  /** The thread is running (starting one takes tens of milliseconds). */
+  online = false;
 
   constructor() {
     this.worker = new Worker(new URL('./crc-thread.js', import.meta.url));
     this.worker.unref();
+    this.worker.on('online', () => {
+      this.online = true;
+    });
     this.worker.on('message', (a: CrcAnswer) => {
       const p = this.pending.get(a.id);
       if (!p) return;
@@ -232,8 +239,10 @@ export class CommitLog {
   private flushTimer: NodeJS.Timeout | undefined;
   private failure: TsmqError | undefined;
   private closed = false;
-  /** Started with the first batch that needs CRCs, if `opts.crcThread`; undefined until then. */
+  /** Started by the first batch of CRC_THREAD_MIN_RECORDS or more, if `opts.crcThread`. */
   private crcThread_: CrcThread | undefined;
+  /** The CRC thread could not be started. */
+  private noCrcThread = false;
   /** Arenas are SharedArrayBuffers, which the CRC thread can see. */
   private readonly sharedArenas: boolean;
 
@@ -522,17 +531,25 @@ export class CommitLog {
     const n = batch.crcJobCount;
     if (jobs === undefined || n === 0) return undefined;
     batch.crcJobs = undefined;
-    if (this.sharedArenas && !this.closed && n >= CRC_THREAD_MIN_RECORDS) {
-      this.crcThread_ ??= new CrcThread();
-      return this.crcThread_.run(batch.arena, jobs, n);
+    if (this.sharedArenas && !this.closed && n >= CRC_THREAD_MIN_RECORDS && !this.noCrcThread) {
+      if (this.crcThread_ === undefined) {
+        try {
+          this.crcThread_ = new CrcThread();
+        } catch {
+          // No worker threads here (a restricted runtime): the CRCs are computed on this thread.
+          this.noCrcThread = true;
+        }
+      }
+      // Until the thread runs, batches do not wait for it to start.
+      if (this.crcThread_?.online) return this.crcThread_.run(batch.arena, jobs, n);
     }
     for (let i = 0; i < n; i++) fillRecordCrcs(batch.arena, jobs[i]! >>> 1, (jobs[i]! & 1) === 1);
     return undefined;
   }
 
-  /** The CRC thread, once started (for tests). */
+  /** The CRC thread, once it runs (for tests). */
   crcThread(): Worker | undefined {
-    return this.crcThread_?.thread;
+    return this.crcThread_?.online ? this.crcThread_.thread : undefined;
   }
 
   private async writeBatch(batch: Batch): Promise<void> {

@@ -57,6 +57,13 @@ for (const crcThread of [true, false]) {
     const store = await MessageStore.open({ rootDir: newDir(), ...small, crcThread });
     try {
       const log = store.commitLog;
+      // With the thread on, let it start first (batches go to it once it runs).
+      let warmup = 0;
+      const deadline = Date.now() + 10_000;
+      while (crcThread && log.crcThread() === undefined && Date.now() < deadline) {
+        await Promise.all(Array.from({ length: 40 }, () => store.put(msg(warmup++))));
+      }
+      assert.equal(log.crcThread() !== undefined, crcThread);
       let seen = log.writtenOffset();
       let checked = 0;
       const onWritten = log.onWritten;
@@ -77,7 +84,7 @@ for (const crcThread of [true, false]) {
       const n = 3000;
       const results = await Promise.all(Array.from({ length: n }, (_, i) => store.put(msg(i))));
       assert.equal(checked, n);
-      assert.equal(crcThread, log.crcThread() !== undefined);
+      // (The thread takes batches once it runs; until then the main thread checksums them.)
       // And on disk.
       const end = log.writtenOffset();
       let onDisk = 0;
@@ -85,7 +92,7 @@ for (const crcThread of [true, false]) {
         const to = Math.min(end, seg.base + seg.capacity);
         if (to > seg.base) onDisk += checkAll(await log.readFromDisk(seg.base, to - seg.base), seg.base);
       }
-      assert.equal(onDisk, n);
+      assert.equal(onDisk, warmup + n);
       assert.equal(results.at(-1)!.physicalOffset + results.at(-1)!.size, end);
     } finally {
       await store.close();
@@ -96,8 +103,13 @@ for (const crcThread of [true, false]) {
 test('a CRC thread that dies fails the appends waiting on it and every later one (STORE_IO_ERROR)', async () => {
   const dir = newDir();
   const store = await MessageStore.open({ rootDir: dir, ...small });
-  // Batches of a few records are checksummed on the main thread; these go to the CRC thread.
+  // Batches of a few records are checksummed on the main thread; larger ones start the CRC
+  // thread and go to it once it runs.
   await Promise.all(Array.from({ length: 100 }, (_, i) => store.put(msg(i))));
+  const deadline = Date.now() + 10_000;
+  while (store.commitLog.crcThread() === undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
   const thread = store.commitLog.crcThread();
   assert.ok(thread, 'the CRC thread started with the first large batch');
   const pending = Array.from({ length: 100 }, (_, i) => store.put(msg(i + 100)));
