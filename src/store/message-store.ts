@@ -83,6 +83,7 @@ export interface MessageStoreOptions {
   /**
    * Checksum appended records (BODYCRC and the record CRC) on a worker thread, just before their
    * batch is written (commit-log.ts, crc-thread.ts), rather than on the main thread in put().
+   * Under ASYNC flush only (under SYNC the round trip would lengthen every group commit).
    */
   crcThread: boolean;
   io: FileIo;
