@@ -26,8 +26,8 @@
  * Checksums are filled in last. The store prepares records with `deferCrcs`: `append` encodes them
  * with BODYCRC 0 and the record CRC's digits unfilled, and notes where each one is in the batch.
  * When a sealed batch's turn to be written comes, the CRC thread (crc-thread.ts; arenas are then
- * SharedArrayBuffers) fills them in — or the main thread, for a batch of a few records or with
- * `crcThread` off — and only then is the batch written. Until it is written no reader can see a
+ * SharedArrayBuffers) fills them in — or the main thread: under SYNC flush, for a batch of a few
+ * records, until the thread is online, or with `crcThread` off — and only then is it written. Until it is written no reader can see a
  * byte of it, so no record is ever read without its CRCs. A CRC thread that fails or exits fails
  * the batch like a failed write.
  *
