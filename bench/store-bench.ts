@@ -71,12 +71,29 @@ function emit(r: Record<string, unknown>): void {
   console.log(JSON.stringify(r));
 }
 
+/**
+ * CPU time (µs) the main thread has used, from /proc (Linux; undefined elsewhere): with a helper
+ * thread, process.cpuUsage() counts both, and the main thread is what bounds throughput.
+ */
+function mainThreadCpuUs(): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 (1-based) of stat, in clock ticks (100 per second).
+    return (Number(f[11]) + Number(f[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
+}
+
 async function appendAsync(dir: string): Promise<void> {
   const store = await MessageStore.open({ rootDir: dir, flushMode: 'ASYNC' });
   const lat = new Float64Array(MESSAGES);
   const window = 8192;
   let issued = 0;
   let done = 0;
+  const cpu0 = process.cpuUsage();
+  const main0 = mainThreadCpuUs();
   const t0 = process.hrtime.bigint();
   await new Promise<void>((resolve, reject) => {
     const pump = () => {
@@ -97,6 +114,8 @@ async function appendAsync(dir: string): Promise<void> {
     pump();
   });
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const main1 = mainThreadCpuUs();
   lat.sort();
   emit({
     scenario: 'append-async',
@@ -107,6 +126,9 @@ async function appendAsync(dir: string): Promise<void> {
     p50Ms: round(pct(lat, 50), 3),
     p99Ms: round(pct(lat, 99), 3),
     windowInFlight: window,
+    // CPU per message over the timed appends: every thread of the process, and the main thread.
+    cpuUsPerMsg: round((cpu.user + cpu.system) / MESSAGES, 2),
+    mainCpuUsPerMsg: main0 === undefined || main1 === undefined ? null : round((main1 - main0) / MESSAGES, 2),
   });
   await store.waitDispatched();
   await readQueue(store);

@@ -21,6 +21,8 @@ import {
   dispatchProperties,
   getProperty,
   locateRecord,
+  MAGIC_V1,
+  MAGIC_V2,
   MessageProperty,
   newDispatchInfo,
   newRecordLayout,
@@ -36,6 +38,22 @@ import type { IndexService } from './index-service.js';
 /** What listeners learn about each dispatched message. */
 /** Stands for "a valid record" where `locateRecord` answers undefined. */
 const VALID: DecodeResult = { kind: 'valid', size: 0 };
+
+/**
+ * The size of the record at `pos` if it is a record this process wrote, whole in `buf`, at commit-log
+ * offset `offset`; else 0. For bytes of the commit log's tail cache: written by `writeRecord` from
+ * records `prepareRecord` validated, and never touched by a disk, so framing (size, magic, position)
+ * is all that needs checking; anything odd goes to the full check (`locateRecord`).
+ */
+function ownRecordSize(buf: Buffer, pos: number, offset: number): number {
+  if (pos + 36 > buf.length) return 0;
+  const size = (buf[pos]! << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!;
+  const magic = (buf[pos + 4]! << 24) | (buf[pos + 5]! << 16) | (buf[pos + 6]! << 8) | buf[pos + 7]!;
+  if ((magic !== MAGIC_V1 && magic !== MAGIC_V2) || size < 36 || pos + size > buf.length) return 0;
+  const hi = (buf[pos + 28]! << 24) | (buf[pos + 29]! << 16) | (buf[pos + 30]! << 8) | buf[pos + 31]!;
+  const lo = ((buf[pos + 32]! << 24) | (buf[pos + 33]! << 16) | (buf[pos + 34]! << 8) | buf[pos + 35]!) >>> 0;
+  return hi * 4294967296 + lo === offset ? size : 0;
+}
 
 export interface DispatchedMessage {
   topic: string;
@@ -199,17 +217,23 @@ export class Dispatcher {
     // A cached view is used at once and dropped: this round is synchronous from here on (but for
     // the rare oversized record, which is read anew), so the view cannot outlive its arena's use.
     const chunk = Math.min(want, this.opts.readChunkBytes);
-    let buf =
-      this.log.sequentialView(this.offset, chunk) ?? (await this.log.readSequential(this.offset, chunk));
+    let buf = this.log.sequentialView(this.offset, chunk);
+    // Bytes from the tail cache were written by this process: framing checks suffice.
+    let own = buf !== undefined;
+    buf ??= await this.log.readSequential(this.offset, chunk);
     let pos = 0;
     const check = this.check;
     check.maxRecordBytes = this.opts.maxRecordBytes;
     while (pos < buf.length) {
       // Framing only (the CRCs guard reads, not dispatch); no result object for a valid record.
-      check.expectedPhysicalOffset = this.offset;
-      const r = locateRecord(buf, pos, check, this.layout) ?? VALID;
+      let size = own ? ownRecordSize(buf, pos, this.offset) : 0;
+      let r = VALID;
+      if (size === 0) {
+        check.expectedPhysicalOffset = this.offset;
+        r = locateRecord(buf, pos, check, this.layout) ?? VALID;
+        size = this.layout.totalSize;
+      }
       if (r === VALID) {
-        const size = this.layout.totalSize;
         readDispatchInfo(buf, pos, size, this.info);
         const pending = this.deleting.get(this.info.topic);
         if (pending !== undefined && this.info.physicalOffset >= pending) {
@@ -233,6 +257,7 @@ export class Dispatcher {
         if (pos > 0) break; // read again from the record's start next round
         // A record larger than the chunk: read exactly it.
         buf = await this.log.read(this.offset, r.needed);
+        own = false;
         if (buf.length < r.needed) break;
       } else {
         // Zeros ('end') below the limit are as wrong as a bad record: written data is never zero.
