@@ -20,6 +20,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SERVER_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 const cli = path.resolve(import.meta.dirname, '../src/cli/main.js');
 const SINGLE = Number(process.env.BENCH_SINGLE ?? 300_000);
@@ -49,7 +50,8 @@ function rssMiB(pid: number): number {
 async function startServer(dir: string): Promise<{ child: ChildProcess; namesrv: string }> {
   const child = spawn(
     process.execPath,
-    [cli, 'start', '--data', dir, '--namesrv-port', '0', '--broker-port', '0'],
+    // As `npm start` runs it.
+    [...SERVER_NODE_FLAGS, cli, 'start', '--data', dir, '--namesrv-port', '0', '--broker-port', '0'],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },

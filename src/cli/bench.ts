@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_PULLS_IN_FLIGHT, type Message, Producer, PushConsumer } from '../client/index.js';
 import { clientCommand } from './admin-commands.js';
+import { SERVER_NODE_FLAGS } from './node-flags.js';
 import { nonNegativeInt, positiveInt } from './options.js';
 
 interface BenchFlags {
@@ -242,6 +243,8 @@ async function childLatencyReceiver(namesrv: string, topic: string): Promise<Lat
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
   const child = fork(main, ['bench', 'latency-receiver', '-t', topic, '-n', namesrv], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    // A consumer process that cares about its latency runs with the server's heap flags too.
+    execArgv: [...process.execArgv, ...SERVER_NODE_FLAGS],
   });
   let flowing = false;
   let result: ((ms: number[]) => void) | undefined;

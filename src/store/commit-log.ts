@@ -73,7 +73,7 @@ export const defaultCommitLogOptions: CommitLogOptions = {
   flushMode: 'ASYNC',
   flushIntervalMs: 500,
   maxBatchBytes: 4 * 1024 * 1024,
-  tailCacheBytes: 32 * 1024 * 1024,
+  tailCacheBytes: 24 * 1024 * 1024,
   maxUnwrittenBytes: 64 * 1024 * 1024,
   crcThread: true,
 };
@@ -135,7 +135,11 @@ class CrcThread {
   online = false;
 
   constructor() {
-    this.worker = new Worker(new URL('./crc-thread.js', import.meta.url));
+    // The thread allocates little besides the job messages: a small young generation keeps its
+    // share of the broker's memory small (the default would let it grow to tens of MiB).
+    this.worker = new Worker(new URL('./crc-thread.js', import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+    });
     this.worker.unref();
     this.worker.on('online', () => {
       this.online = true;

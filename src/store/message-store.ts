@@ -95,7 +95,7 @@ export const defaultStoreOptions: Omit<MessageStoreOptions, 'rootDir'> = {
   flushMode: 'ASYNC',
   flushIntervalMs: 500,
   maxMessageBytes: 4 * 1024 * 1024,
-  tailCacheBytes: 32 * 1024 * 1024,
+  tailCacheBytes: 24 * 1024 * 1024,
   maxUnwrittenBytes: 64 * 1024 * 1024,
   cqUnitsPerFile: 300_000,
   cqTailCacheUnits: 4096,
