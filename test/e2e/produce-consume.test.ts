@@ -278,7 +278,9 @@ test('reset to a timestamp while consuming re-delivers exactly the messages stor
     () => r.c.assignedQueues().length === 8 && r.c.queueStats().every((s) => s.offset !== undefined),
   );
   const old = new Set(await sendMany(200, (i) => ({ body: `old-${i}` })));
-  const cut = Date.now();
+  // The old ones were stored before now; one may share this very millisecond, and a reset to a
+  // time re-delivers what was stored at or after it: cut at the next millisecond.
+  const cut = Date.now() + 1;
   // Every message sent from here on is stored at a later millisecond than `cut`.
   while (Date.now() <= cut) await new Promise((res) => setImmediate(res));
   const fresh = new Set(await sendMany(100, (i) => ({ body: `new-${i}` })));
