@@ -81,6 +81,7 @@ import {
   sendRequest,
   splitBatchResponse,
 } from './send-api.js';
+import { WarnThrottle } from './warn-throttle.js';
 
 export interface ProducerOptions extends ClientOptions {
   /** The producer group (1..255 characters of [%|a-zA-Z0-9_-]). */
@@ -180,6 +181,8 @@ export class Producer {
   readonly group: string;
   protected readonly instance: ClientInstance;
   private readonly logger: Logger;
+  /** Thins the 'send attempt failed' warnings of a flood of failing sends. */
+  private readonly attemptWarnings = new WarnThrottle();
   private readonly sendTimeoutMs: number;
   private readonly retryTimes: number;
   private readonly defaultTopicQueueNums: number;
@@ -574,16 +577,26 @@ export class Producer {
         this.faults.update(mq.brokerName, Date.now() - attemptStart, !limited);
         const retryable = isRetryableSendError(e) || (isTsmqError(e, 'NO_ROUTE') && fixed !== undefined);
         if (!retryable) throw e;
-        this.logger.warn(
-          {
-            topic,
-            brokerName: mq.brokerName,
-            queueId: mq.queueId,
-            attempt: tried,
-            err: (e as Error).message,
-          },
-          'send attempt failed',
-        );
+        // One line per broker and kind of failure every few seconds, not one per attempt.
+        const kind = isBrokerResponseError(e)
+          ? `code ${e.responseCode}`
+          : isTsmqError(e)
+            ? e.codeName
+            : 'other';
+        const logged = this.attemptWarnings.take(`${mq.brokerName}\u0000${kind}`, Date.now());
+        if (logged !== undefined) {
+          this.logger.warn(
+            {
+              topic,
+              brokerName: mq.brokerName,
+              queueId: mq.queueId,
+              attempt: tried,
+              err: (e as Error).message,
+              ...(logged.held > 0 && { alikeNotLogged: logged.held }),
+            },
+            'send attempt failed',
+          );
+        }
       }
     }
     const elapsedMs = Date.now() - started;
