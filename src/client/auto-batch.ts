@@ -50,6 +50,7 @@
  */
 import { TsmqError } from '../common/errors.js';
 import { batchInnerBytes, writeBatchInner } from '../message/index.js';
+import { intOption } from './options.js';
 import type { SendResult } from './send-api.js';
 
 export interface AutoBatchOptions {
@@ -80,23 +81,6 @@ export const AUTO_BATCH_LIMITS = {
   totalMaxBytesMax: 2 ** 40,
 } as const;
 
-function setting(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new TsmqError(
-      'ARGUMENT_INVALID',
-      `autoBatch.${name} is ${value}; it must be an integer in [${min}, ${max}]`,
-    );
-  }
-  return v;
-}
-
 /** The settings of `autoBatch` (true: the defaults); undefined when off. Throws ARGUMENT_INVALID. */
 export function autoBatchSettings(
   opt: boolean | AutoBatchOptions | undefined,
@@ -107,31 +91,31 @@ export function autoBatchSettings(
   if (o === null || typeof o !== 'object') {
     throw new TsmqError('ARGUMENT_INVALID', `autoBatch must be true, false or an object, not ${String(opt)}`);
   }
-  const maxBytes = setting(
-    'maxBytes',
+  const maxBytes = intOption(
+    'autoBatch.maxBytes',
     o.maxBytes,
     Math.min(AUTO_BATCH_DEFAULTS.maxBytes, maxMessageBytes),
     64,
     maxMessageBytes,
   );
   return {
-    maxDelayMs: setting(
-      'maxDelayMs',
+    maxDelayMs: intOption(
+      'autoBatch.maxDelayMs',
       o.maxDelayMs,
       AUTO_BATCH_DEFAULTS.maxDelayMs,
       0,
       AUTO_BATCH_LIMITS.maxDelayMsMax,
     ),
-    maxMessages: setting(
-      'maxMessages',
+    maxMessages: intOption(
+      'autoBatch.maxMessages',
       o.maxMessages,
       AUTO_BATCH_DEFAULTS.maxMessages,
       1,
       AUTO_BATCH_LIMITS.maxMessagesMax,
     ),
     maxBytes,
-    totalMaxBytes: setting(
-      'totalMaxBytes',
+    totalMaxBytes: intOption(
+      'autoBatch.totalMaxBytes',
       o.totalMaxBytes,
       Math.max(AUTO_BATCH_DEFAULTS.totalMaxBytes, maxBytes),
       maxBytes,

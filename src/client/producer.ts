@@ -66,6 +66,7 @@ import { ClientInstance, type ClientOptions, MASTER_ID } from './client-instance
 import { isBrokerResponseError } from './errors.js';
 import { type LatencyFaultOptions, LatencyFaultTolerance } from './latency-fault.js';
 import { type Message, type MessageQueue, mqKey } from './message.js';
+import { intOption } from './options.js';
 import { type MessageQueueSelector, RoundRobinSelector, selectByShardingKey } from './queue-selector.js';
 import {
   type BatchSendResult,
@@ -136,20 +137,6 @@ const GROUP_PATTERN = /^[%|a-zA-Z0-9_-]+$/;
 
 function invalid(message: string): TsmqError {
   return new TsmqError('ARGUMENT_INVALID', message);
-}
-
-function intOption(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw invalid(`${name} is ${value}; it must be an integer in [${min}, ${max}]`);
-  }
-  return v;
 }
 
 /** createTopicKey's route cut to what an auto-created topic gets (RocketMQ does the same). */

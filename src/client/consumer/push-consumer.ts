@@ -49,6 +49,7 @@ import { MessageProperty, retryTopicOf } from '../../message/index.js';
 import type { ConsumerData } from '../../protocol/index.js';
 import { ClientInstance, type ClientOptions, type ConsumerMember } from '../client-instance.js';
 import { compareQueues, type MessageExt, type MessageQueue, mqKey } from '../message.js';
+import { intOption, oneOf } from '../options.js';
 import { allocateStrategy } from './allocate.js';
 import {
   type ConsumeFailurePolicy,
@@ -62,7 +63,7 @@ import {
 import { ConsumeService, type ConsumeTask } from './consume-service.js';
 import { defaultOffsetStoreDir, LocalFileOffsetStore } from './local-offset-store.js';
 import { type OffsetStore, RemoteOffsetStore } from './offset-store.js';
-import { CONSUME_FROM, intOption, LIMITS, MESSAGE_MODELS, oneOf } from './options.js';
+import { CONSUME_FROM, LIMITS, MESSAGE_MODELS } from './options.js';
 import { LOCK_RETRY_MS, type OrderlyMessageHandler, OrderlyService } from './orderly-service.js';
 import { ProcessQueue } from './process-queue.js';
 import {
