@@ -207,13 +207,18 @@ interface LatencyReceiver {
   finish(sent: number): Promise<number[]>;
 }
 
-async function startLatencyReceiver(namesrv: string, topic: string): Promise<LatencyReceiver> {
+async function startLatencyReceiver(
+  namesrv: string,
+  topic: string,
+  onFirstArrival: () => void = () => {},
+): Promise<LatencyReceiver> {
   const group = `tsmq-bench-latency-${process.pid}`;
   const consumer = new PushConsumer({ group, namesrvAddr: namesrv, consumeFromWhere: 'LAST_OFFSET' });
   const latencies: number[] = [];
   let arrived = 0;
   consumer.subscribe(topic, 'latency').onMessage(async (msgs) => {
     const at = wallMs();
+    if (arrived === 0) onFirstArrival();
     arrived += msgs.length;
     for (const m of msgs) {
       // Warm-up messages carry a stamp that is not a number.
@@ -278,13 +283,7 @@ async function childLatencyReceiver(namesrv: string, topic: string): Promise<Lat
 async function latencyReceiverChild(o: BenchFlags): Promise<void> {
   const send = process.send?.bind(process);
   if (!send) throw new InvalidArgumentError('latency-receiver is started by `tsmq bench latency`');
-  const receiver = await startLatencyReceiver(o.namesrv, o.topic);
-  const watch = setInterval(() => {
-    if (receiver.arrived() > 0) {
-      clearInterval(watch);
-      send({ arrived: true });
-    }
-  }, 5);
+  const receiver = await startLatencyReceiver(o.namesrv, o.topic, () => send({ arrived: true }));
   process.on('message', (m: { sent?: number }) => {
     if (m.sent === undefined) return;
     void receiver.finish(m.sent).then((latencies) => send({ latencies }, () => process.exit(0)));
