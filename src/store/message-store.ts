@@ -484,21 +484,25 @@ export class MessageStore {
   /** Appends several messages contiguously (one batch); all or none are accepted. */
   putBatch(msgs: AppendMessage[]): Promise<PutResult[]> {
     try {
-      const prepared = msgs.map((m) => this.prepare(m));
+      // One store timestamp for the whole batch, as RocketMQ gives one.
+      const now = this.opts.clock.now();
+      const prepared = msgs.map((m) => this.prepare(m, now));
       this.checkWritable();
-      return Promise.all(prepared.map((p) => this.appendPrepared(p)));
+      return Promise.all(prepared.map((p) => this.appendPrepared(p, now)));
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
   private putSync(msg: AppendMessage): Promise<PutResult> {
-    const prepared = this.prepare(msg);
+    // One clock read: the store timestamp, and the born timestamp of a message without one.
+    const now = this.opts.clock.now();
+    const prepared = this.prepare(msg, now);
     this.checkWritable();
-    return this.appendPrepared(prepared);
+    return this.appendPrepared(prepared, now);
   }
 
-  private prepare(msg: AppendMessage) {
+  private prepare(msg: AppendMessage, now: number) {
     return prepareRecord(
       msg,
       this.opts.maxMessageBytes,
@@ -506,6 +510,7 @@ export class MessageStore {
       this.opts.appendRecordCrc,
       // The commit log fills the CRCs in just before the record is written (see crc-thread.ts).
       true,
+      now,
     );
   }
 
@@ -520,7 +525,7 @@ export class MessageStore {
     this.commitLog.checkWritable();
   }
 
-  private appendPrepared(p: ReturnType<typeof prepareRecord>): Promise<PutResult> {
+  private appendPrepared(p: ReturnType<typeof prepareRecord>, storeTimestamp: number): Promise<PutResult> {
     return new Promise<PutResult>((resolve, reject) => {
       const msg = p.msg;
       const tranType = transactionType(p.sysFlag);
@@ -537,7 +542,6 @@ export class MessageStore {
         }
         queueOffset = offsets[msg.queueId] ?? 0;
       }
-      const storeTimestamp = this.opts.clock.now();
       // WAIT=false (waitStoreMsgOK off) only matters when a flush is awaited.
       const wait =
         this.opts.flushMode === 'ASYNC' || !msg.properties
