@@ -1140,6 +1140,16 @@ function javaHashContinue(s: string, h: number): number {
  * it hashes (TAGS, UNIQ_KEY) are hashed from their bytes.
  */
 export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: DispatchInfo): void {
+  readDispatchHeader(buf, pos, size, out);
+  scanDispatchProperties(out);
+}
+
+/**
+ * The fixed fields, the topic and where the properties are (`readDispatchInfo` without the
+ * property scan): the property fields are reset, for `scanDispatchProperties` or
+ * `applyDispatchHint` to fill in.
+ */
+export function readDispatchHeader(buf: Buffer, pos: number, size: number, out: DispatchInfo): void {
   const view = dataViewOf(buf);
   const sysFlag = view.getInt32(pos + 36);
   const bornHostLen = (sysFlag & SysFlag.BORNHOST_V6) !== 0 ? 20 : 8;
@@ -1149,8 +1159,6 @@ export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: Di
   const v2 = view.getInt32(pos + 4) === MAGIC_V2;
   const topicLen = v2 ? view.getUint16(topicLenAt) : buf[topicLenAt]!;
   const topicAt = topicLenAt + (v2 ? 2 : 1);
-  const propAt = topicAt + topicLen + 2;
-  const end = pos + size;
   out.size = size;
   out.queueId = view.getInt32(pos + 12);
   out.queueOffset = getI64(view, pos + 20);
@@ -1164,8 +1172,8 @@ export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: Di
   }
   out.topic = lastTopic;
   out.buf = buf;
-  out.propStart = propAt;
-  out.propEnd = end;
+  out.propStart = topicAt + topicLen + 2;
+  out.propEnd = pos + size;
   out.tagsAt = -1;
   out.tagsEnd = -1;
   out.keysAt = -1;
@@ -1174,8 +1182,15 @@ export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: Di
   out.uniqKeyEnd = -1;
   out.tagsHash = 0;
   out.uniqIndexKeyHash = 0;
+}
+
+/** The property half of `readDispatchInfo`, after `readDispatchHeader` filled in `info`. */
+export function scanDispatchProperties(out: DispatchInfo): void {
+  const buf = out.buf;
+  const view = dataViewOf(buf);
+  const end = out.propEnd;
   // key \u0001 value \u0002 ... : find each pair's bounds, compare keys by bytes.
-  let k = propAt;
+  let k = out.propStart;
   while (k < end) {
     const sep = findByte(buf, view, k, end, NV_CODE);
     if (sep >= end) break;
@@ -1200,4 +1215,99 @@ export function readDispatchInfo(buf: Buffer, pos: number, size: number, out: Di
     }
     k = v + 1;
   }
+}
+
+/*
+ * Dispatch hints: a record's whole DispatchInfo, worked out by the CRC thread (crc-thread.ts)
+ * while it checksums the record, so that the dispatcher on the main thread need not read the
+ * record's bytes at all (they have left its caches by then: reading them cost more than the rest
+ * of dispatching). Float64 fields, DISPATCH_HINT_FIELDS per record:
+ *
+ *   0  position of the record in its batch's arena      9  uniqIndexKeyHash
+ *   1  size                                            10  propStart      (relative to the record)
+ *   2  queueId                                         11  tags start     (-1: no TAGS)
+ *   3  queueOffset                                     12  tags end
+ *   4  physicalOffset                                  13  keys start     (-1: no KEYS)
+ *   5  sysFlag                                         14  keys end
+ *   6  storeTimestamp                                  15  uniq start     (-1: no UNIQ_KEY)
+ *   7  topic: index into the batch's topic list        16  uniq end
+ *   8  tagsHash
+ *
+ * They are a cache of what `readDispatchInfo` finds in the same bytes, computed by the same code.
+ */
+export const DISPATCH_HINT_FIELDS = 17;
+
+const relative = (at: number, pos: number) => (at < 0 ? -1 : at - pos);
+const absolute = (rel: number, pos: number) => (rel < 0 ? -1 : pos + rel);
+
+/**
+ * Reads the (valid, whole) record at `pos` of `buf` and stores its hint at `hints[i]`; its topic
+ * goes into `topics` (each topic once) and the hint holds its index there.
+ */
+export function writeDispatchHint(
+  hints: Float64Array,
+  i: number,
+  topics: string[],
+  buf: Buffer,
+  pos: number,
+  scratch: DispatchInfo,
+): void {
+  readDispatchInfo(buf, pos, readI32(buf, pos), scratch);
+  let t = topics.length - 1;
+  if (t < 0 || topics[t] !== scratch.topic) {
+    t = topics.indexOf(scratch.topic);
+    if (t < 0) t = topics.push(scratch.topic) - 1;
+  }
+  const h = i * DISPATCH_HINT_FIELDS;
+  hints[h] = pos;
+  hints[h + 1] = scratch.size;
+  hints[h + 2] = scratch.queueId;
+  hints[h + 3] = scratch.queueOffset;
+  hints[h + 4] = scratch.physicalOffset;
+  hints[h + 5] = scratch.sysFlag;
+  hints[h + 6] = scratch.storeTimestamp;
+  hints[h + 7] = t;
+  hints[h + 8] = scratch.tagsHash;
+  hints[h + 9] = scratch.uniqIndexKeyHash;
+  hints[h + 10] = scratch.propStart - pos;
+  hints[h + 11] = relative(scratch.tagsAt, pos);
+  hints[h + 12] = relative(scratch.tagsEnd, pos);
+  hints[h + 13] = relative(scratch.keysAt, pos);
+  hints[h + 14] = relative(scratch.keysEnd, pos);
+  hints[h + 15] = relative(scratch.uniqKeyAt, pos);
+  hints[h + 16] = relative(scratch.uniqKeyEnd, pos);
+}
+
+/**
+ * Fills in `out` from hint `i` for the record at `pos` of `buf` (the same bytes the hint was made
+ * from, seen through another view), as `readDispatchInfo` would.
+ */
+export function applyDispatchHint(
+  hints: Float64Array,
+  i: number,
+  topics: readonly string[],
+  buf: Buffer,
+  pos: number,
+  out: DispatchInfo,
+): void {
+  const h = i * DISPATCH_HINT_FIELDS;
+  const size = hints[h + 1]! | 0;
+  out.size = size;
+  out.queueId = hints[h + 2]! | 0;
+  out.queueOffset = hints[h + 3]!;
+  out.physicalOffset = hints[h + 4]!;
+  out.sysFlag = hints[h + 5]! | 0;
+  out.storeTimestamp = hints[h + 6]!;
+  out.topic = topics[hints[h + 7]!]!;
+  out.tagsHash = hints[h + 8]! | 0;
+  out.uniqIndexKeyHash = hints[h + 9]! | 0;
+  out.buf = buf;
+  out.propStart = pos + (hints[h + 10]! | 0);
+  out.propEnd = pos + size;
+  out.tagsAt = absolute(hints[h + 11]!, pos);
+  out.tagsEnd = absolute(hints[h + 12]!, pos);
+  out.keysAt = absolute(hints[h + 13]!, pos);
+  out.keysEnd = absolute(hints[h + 14]!, pos);
+  out.uniqKeyAt = absolute(hints[h + 15]!, pos);
+  out.uniqKeyEnd = absolute(hints[h + 16]!, pos);
 }

@@ -39,7 +39,10 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { assert, TsmqError } from '../common/errors.js';
 import {
+  applyDispatchHint,
   BLANK_RECORD_MIN_BYTES,
+  DISPATCH_HINT_FIELDS,
+  type DispatchInfo,
   fillRecordCrcs,
   type PreparedRecord,
   writeBlankRecord,
@@ -117,7 +120,32 @@ interface Batch {
   /** Records whose CRCs are still to be filled in: `2 * position in arena + recordCrc`. */
   crcJobs: Int32Array | undefined;
   crcJobCount: number;
+  /** The CRC thread's dispatch hints for the records of `crcJobs` (record.ts), in order. */
+  hints: DispatchHints | undefined;
+  hintCount: number;
 }
+
+/** What the CRC thread answers for a batch: its records' dispatch hints (record.ts). */
+interface DispatchHints {
+  hints: Float64Array;
+  topics: string[];
+}
+
+/** Dispatch hints of a written batch, until the dispatcher passes it (see `takeDispatchHint`). */
+interface HintedBatch {
+  /** Log offsets [start, end) of the batch, whose first byte is at `begin` in its arena. */
+  start: number;
+  end: number;
+  begin: number;
+  hints: Float64Array;
+  topics: string[];
+  count: number;
+  /** The next hint to look at: the dispatcher goes through a batch in order. */
+  next: number;
+}
+
+/** Written batches whose hints are kept for the dispatcher (it is rarely more than one behind). */
+const HINTED_BATCHES_MAX = 16;
 
 /**
  * The CRC thread (crc-thread.ts) as the commit log sees it: jobs in flight, by id. Started by
@@ -127,7 +155,10 @@ interface Batch {
  */
 class CrcThread {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (hints: DispatchHints | undefined) => void; reject: (e: unknown) => void }
+  >();
   private nextId = 1;
   /** Why the thread can take no more jobs (it failed or exited). */
   private dead: Error | undefined;
@@ -149,7 +180,8 @@ class CrcThread {
       if (!p) return;
       this.pending.delete(a.id);
       if (this.pending.size === 0) this.worker.unref();
-      if (a.error === undefined) p.resolve();
+      if (a.error === undefined)
+        p.resolve(a.hints && a.topics ? { hints: a.hints, topics: a.topics } : undefined);
       else p.reject(new Error(`the CRC thread failed: ${a.error}`));
     });
     this.worker.on('error', (e) => this.die(new Error(`the CRC thread failed: ${e.message}`)));
@@ -163,10 +195,13 @@ class CrcThread {
     for (const p of waiting) p.reject(this.dead);
   }
 
-  /** Fills in the CRCs of records `jobs[0, n)` of `arena`; rejects if the thread cannot. */
-  run(arena: Buffer, jobs: Int32Array, n: number): Promise<void> {
+  /**
+   * Fills in the CRCs of records `jobs[0, n)` of `arena` and resolves with their dispatch hints;
+   * rejects if the thread cannot.
+   */
+  run(arena: Buffer, jobs: Int32Array, n: number): Promise<DispatchHints | undefined> {
     if (this.dead) return Promise.reject(this.dead);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<DispatchHints | undefined>((resolve, reject) => {
       const id = this.nextId++;
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
@@ -234,6 +269,8 @@ export class CommitLog {
   private readonly lentArenas = new WeakSet<ArrayBufferLike>();
   /** Arenas taken from `spareArenas` instead of allocated (a metric). */
   arenasReused = 0;
+  /** Records the dispatcher took from the CRC thread's hints rather than by reading them (a metric). */
+  dispatchHintsUsed = 0;
   private open: Batch | undefined;
   private readonly sealed: Batch[] = [];
   private readonly inflight: InflightWrite[] = [];
@@ -252,6 +289,8 @@ export class CommitLog {
 
   /** Contiguous written chunks, oldest first, for reads without a syscall. */
   private readonly cache: CacheEntry[] = [];
+  /** Written batches with dispatch hints, oldest first. */
+  private readonly hinted: HintedBatch[] = [];
   private cacheBytes = 0;
 
   /** Called after each completed write with the new written offset. */
@@ -452,6 +491,8 @@ export class CommitLog {
         waiters: [],
         crcJobs: undefined,
         crcJobCount: 0,
+        hints: undefined,
+        hintCount: 0,
       };
       this.open = b;
     }
@@ -533,7 +574,7 @@ export class CommitLog {
    * Fills in the CRCs the batch's records left for later, on the CRC thread (or here, without
    * one). Nothing else touches the batch's bytes meanwhile: it is sealed, and not yet written.
    */
-  private fillCrcs(batch: Batch): Promise<void> | undefined {
+  private fillCrcs(batch: Batch): Promise<DispatchHints | undefined> | undefined {
     const jobs = batch.crcJobs;
     const n = batch.crcJobCount;
     if (jobs === undefined || n === 0) return undefined;
@@ -562,7 +603,11 @@ export class CommitLog {
   private async writeBatch(batch: Batch): Promise<void> {
     const seg = batch.segment;
     const crcs = this.fillCrcs(batch);
-    if (crcs !== undefined) await crcs;
+    if (crcs !== undefined) {
+      const n = batch.crcJobCount;
+      batch.hints = await crcs;
+      batch.hintCount = n;
+    }
     await seg.ready;
     const len = batch.end - batch.begin;
     await writeFully(this.io, seg.fd, batch.arena, batch.begin, len, batch.start - seg.base);
@@ -585,6 +630,18 @@ export class CommitLog {
       const chunk = batch.arena.subarray(batch.begin, batch.end);
       this.written = batch.start + chunk.length;
       this.addToCache(batch.start, chunk);
+      if (batch.hints !== undefined && batch.hintCount > 0) {
+        if (this.hinted.length >= HINTED_BATCHES_MAX) this.hinted.shift();
+        this.hinted.push({
+          start: batch.start,
+          end: this.written,
+          begin: batch.begin,
+          hints: batch.hints.hints,
+          topics: batch.hints.topics,
+          count: batch.hintCount,
+          next: 0,
+        });
+      }
       let needFlush = false;
       for (const w of batch.waiters) {
         if (w.durable) {
@@ -775,6 +832,31 @@ export class CommitLog {
     return e?.buf.subarray(offset - e.start, Math.min(end, e.start + e.buf.length) - e.start);
   }
 
+  /**
+   * The dispatcher, at log offset `offset`, which is at `pos` of `buf` (a view of the tail cache):
+   * if the CRC thread left a hint for the record there, fills in `out` from it and returns the
+   * record's size, without reading the record; else returns 0 (then read it). Hints of batches
+   * below `offset` are dropped: the dispatcher only moves forward, but for recovery.
+   */
+  takeDispatchHint(offset: number, buf: Buffer, pos: number, out: DispatchInfo): number {
+    const q = this.hinted;
+    while (q.length > 0 && q[0]!.end <= offset) q.shift();
+    const b = q[0];
+    if (b === undefined || offset < b.start) return 0;
+    const at = b.begin + (offset - b.start);
+    const hints = b.hints;
+    let i = b.next;
+    while (i < b.count && hints[i * DISPATCH_HINT_FIELDS]! < at) i++;
+    b.next = i;
+    if (i >= b.count || hints[i * DISPATCH_HINT_FIELDS] !== at) return 0;
+    const size = hints[i * DISPATCH_HINT_FIELDS + 1]!;
+    if (pos + size > buf.length) return 0;
+    applyDispatchHint(hints, i, b.topics, buf, pos, out);
+    b.next = i + 1;
+    this.dispatchHintsUsed++;
+    return size;
+  }
+
   /** Reads from the segment file, ignoring the written offset (recovery scans with it). */
   async readFromDisk(offset: number, length: number): Promise<Buffer> {
     const seg = this.segmentFor(offset);
@@ -858,6 +940,7 @@ export class CommitLog {
     await this.io.fsyncDir(this.dir);
     this.cache.length = 0;
     this.cacheBytes = 0;
+    this.hinted.length = 0;
     this.setEnd(end);
   }
 

@@ -1,6 +1,8 @@
 /**
  * The CRC thread: a worker thread that checksums sealed commit-log batches before they are
- * written, so that the main thread does not (crc32 of a 1 KiB body alone costs ~0.4 µs).
+ * written, so that the main thread does not (crc32 of a 1 KiB body alone costs ~0.4 µs), and
+ * works out each record's dispatch hint (see DISPATCH_HINT_INTS in record.ts) while the record's
+ * bytes are at hand, so that the dispatcher on the main thread need not scan the properties.
  *
  * The commit log's arenas are SharedArrayBuffers. The main thread encodes each record into one
  * with BODYCRC 0 and the record CRC's digits unfilled (`prepareRecord` with `deferCrcs`); when a
@@ -9,7 +11,10 @@
  *
  *   main -> thread   { id, mem: SharedArrayBuffer, jobs: Int32Array, n }
  *                    jobs[0..n): the records of the batch, each `2 * position in mem + recordCrc`
- *   thread -> main   { id }                 every record's CRCs are filled in
+ *   thread -> main   { id, hints: Float64Array, topics: string[] }
+ *                                      every record's CRCs are filled in; hints holds n dispatch
+ *                                      hints, their topics are in `topics` (hints' buffer is
+ *                                      transferred)
  *                    { id, error: string }  they are not (the batch must not be written)
  *
  * The thread writes only the CRC fields of those records; the main thread does not touch the
@@ -17,7 +22,12 @@
  * writes it to the file. Nothing reads a record before then: readers see only written bytes.
  */
 import { parentPort } from 'node:worker_threads';
-import { fillRecordCrcs } from '../message/index.js';
+import {
+  DISPATCH_HINT_FIELDS,
+  fillRecordCrcs,
+  newDispatchInfo,
+  writeDispatchHint,
+} from '../message/index.js';
 
 export interface CrcJob {
   id: number;
@@ -28,6 +38,8 @@ export interface CrcJob {
 
 export interface CrcAnswer {
   id: number;
+  hints?: Float64Array;
+  topics?: string[];
   error?: string;
 }
 
@@ -35,6 +47,7 @@ const port = parentPort;
 if (port) {
   let lastMem: SharedArrayBuffer | undefined;
   let lastBuf: Buffer = Buffer.alloc(0);
+  const scratch = newDispatchInfo();
   port.on('message', (job: CrcJob) => {
     const answer: CrcAnswer = { id: job.id };
     try {
@@ -43,13 +56,19 @@ if (port) {
         lastBuf = Buffer.from(job.mem);
       }
       const jobs = job.jobs;
+      const hints = new Float64Array(job.n * DISPATCH_HINT_FIELDS);
+      const topics: string[] = [];
       for (let i = 0; i < job.n; i++) {
         const j = jobs[i]!;
-        fillRecordCrcs(lastBuf, j >>> 1, (j & 1) === 1);
+        const pos = j >>> 1;
+        fillRecordCrcs(lastBuf, pos, (j & 1) === 1);
+        writeDispatchHint(hints, i, topics, lastBuf, pos, scratch);
       }
+      answer.hints = hints;
+      answer.topics = topics;
     } catch (e) {
       answer.error = e instanceof Error ? e.message : String(e);
     }
-    port.postMessage(answer);
+    port.postMessage(answer, answer.hints ? [answer.hints.buffer as ArrayBuffer] : []);
   });
 }

@@ -843,11 +843,14 @@ describe('hosts', () => {
   });
 });
 
-test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrence winning', async () => {
+test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrence winning; a dispatch hint carries all of it', async () => {
   const {
     readDispatchInfo,
     newDispatchInfo,
     dispatchProperties,
+    writeDispatchHint,
+    applyDispatchHint,
+    DISPATCH_HINT_FIELDS,
     prepareRecord: prep,
     writeRecord: write,
     encodeHost: host,
@@ -872,14 +875,21 @@ test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrenc
   ];
   for (const [props, want] of cases) {
     for (const crc of [false, true]) {
+      // With the record CRC, IPv6 hosts too (the header is longer).
       const rec = prep(
-        { topic: 'Topic', queueId: 3, body: Buffer.from('b'), properties: props },
+        {
+          topic: 'Topic',
+          queueId: 3,
+          body: Buffer.from('b'),
+          properties: props,
+          ...(crc ? { bornHost: { address: '::1', port: 7 } } : {}),
+        },
         1024,
-        false,
+        crc,
         crc,
       );
       const buf = Buffer.alloc(rec.size + 5);
-      write(buf, 5, rec, 7, 1234, 99, host({ address: '10.0.0.1', port: 10911 }));
+      write(buf, 5, rec, 7, 1234, 99, host({ address: crc ? '::2' : '10.0.0.1', port: 10911 }));
       const info = newDispatchInfo();
       readDispatchInfo(buf, 5, rec.size, info);
       assert.equal(info.tags, want.tags, JSON.stringify(props));
@@ -893,6 +903,32 @@ test('readDispatchInfo finds TAGS, KEYS and UNIQ_KEY in one scan, last occurrenc
       assert.equal(info.physicalOffset, 1234);
       assert.equal(info.storeTimestamp, 99);
       assert.ok(dispatchProperties(info).startsWith(props));
+      // The hint of these bytes, applied to another view of them (the record at another position),
+      // gives what reading them gives.
+      const hints = new Float64Array(2 * DISPATCH_HINT_FIELDS);
+      const topics = ['Other'];
+      writeDispatchHint(hints, 1, topics, buf, 5, newDispatchInfo());
+      assert.deepEqual(topics, ['Other', 'Topic']);
+      const view = Buffer.concat([Buffer.alloc(3), buf.subarray(5)]);
+      const fromHint = newDispatchInfo();
+      applyDispatchHint(hints, 1, topics, view, 3, fromHint);
+      for (const k of [
+        'size',
+        'queueId',
+        'queueOffset',
+        'physicalOffset',
+        'sysFlag',
+        'storeTimestamp',
+        'topic',
+        'tagsHash',
+        'uniqIndexKeyHash',
+        'tags',
+        'keys',
+        'uniqKey',
+      ] as const) {
+        assert.equal(fromHint[k], info[k], `${k} of ${JSON.stringify(props)}`);
+      }
+      assert.equal(dispatchProperties(fromHint), dispatchProperties(info));
     }
   }
 });

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, test } from 'node:test';
 import { isTsmqError } from '../../src/common/errors.js';
 import { decodeRecord } from '../../src/message/index.js';
-import { MessageStore, type MessageStoreOptions } from '../../src/store/index.js';
+import { MessageStore, type MessageStoreOptions, unitAt } from '../../src/store/index.js';
 import { tempDir } from '../../test-support/store-fixtures.js';
 
 const dirs: Array<() => void> = [];
@@ -137,5 +139,84 @@ test('a CRC thread that dies fails the appends waiting on it and every later one
     await again.put(msg(100));
   } finally {
     await again.close();
+  }
+});
+
+/**
+ * Messages of every shape the dispatcher treats differently: several topics (one of them a
+ * delivery-time topic), tags, KEYS with several keys, non-ASCII values, no properties at all,
+ * IPv6 born hosts, transaction halves.
+ */
+function varied(i: number) {
+  const topic = ['HintA', 'HintB', 'SCHEDULE_TOPIC_XXXX', 'HintA'][i % 4]!;
+  const props: string[] = [];
+  if (i % 5 !== 0) props.push(`TAGS\u0001${i % 7 === 0 ? 'ünï' : `t${i % 3}`}`);
+  if (i % 3 === 0) props.push(`KEYS\u0001k${i} shared${i % 2}`);
+  if (i % 11 !== 0) props.push(`UNIQ_KEY\u0001U${i}${i % 13 === 0 ? 'ß' : ''}`);
+  if (topic === 'SCHEDULE_TOPIC_XXXX') props.push(`TIMER_OUT_MS\u0001${1_800_000_000_000 + i}`);
+  return {
+    topic,
+    queueId: i % 3,
+    body: Buffer.from(`body-${i}-${'y'.repeat((i * 53) % 700)}`),
+    properties: props.length > 0 ? `${props.join('\u0002')}\u0002` : undefined,
+    bornHost: i % 6 === 0 ? { address: '::1', port: 4000 + i } : { address: '10.0.0.7', port: 5000 },
+    // Every 17th a prepared transaction half (no consume-queue unit), every 19th a rolled-back one.
+    sysFlag: i % 17 === 0 ? 0x4 : i % 19 === 0 ? 0xc : 0,
+  };
+}
+
+test('consume queues and index built from the CRC thread dispatch hints match those rebuilt from the log', async () => {
+  const dir = newDir();
+  let store = await MessageStore.open({ rootDir: dir, ...small, segmentBytes: 256 * 1024 });
+  const snapshot = async (s: MessageStore) => {
+    const units: Record<string, string> = {};
+    for (const cq of s.consumeQueues.all()) {
+      const parts: string[] = [];
+      for (let o = cq.minOffset(); o < cq.maxOffset(); ) {
+        const u = await cq.readUnits(o, 50);
+        for (let i = 0; i < u.length / 20; i++) {
+          const x = unitAt(u, i);
+          parts.push(`${x.physicalOffset}:${x.size}:${x.tagsCode}`);
+        }
+        o += u.length / 20;
+      }
+      units[`${cq.topic}/${cq.queueId}`] = parts.join(',');
+    }
+    const found: Record<string, number[]> = {};
+    for (const topic of ['HintA', 'HintB', 'SCHEDULE_TOPIC_XXXX']) {
+      for (const k of ['shared0', 'shared1', 'k3', 'k999', 'U1', 'U26ß', 'U2000', 'U1999']) {
+        found[`${topic}#${k}`] = (await s.queryMessages(topic, k, 5000))
+          .map((r) => r.physicalOffset)
+          .sort((a, b) => a - b);
+      }
+    }
+    return { units, found };
+  };
+  try {
+    const deadline = Date.now() + 10_000;
+    let i = 0;
+    while (store.commitLog.crcThread() === undefined && Date.now() < deadline) {
+      await Promise.all(Array.from({ length: 40 }, () => store.put(varied(i++))));
+    }
+    assert.ok(store.commitLog.crcThread(), 'the CRC thread runs');
+    const before = store.commitLog.dispatchHintsUsed;
+    // Large batches (the thread takes batches of 32 records or more), rolling several segments.
+    while (i < 2400) await Promise.all(Array.from({ length: 400 }, () => store.put(varied(i++))));
+    await store.waitDispatched();
+    assert.ok(
+      store.commitLog.dispatchHintsUsed - before > 1000,
+      `dispatched from hints: ${store.commitLog.dispatchHintsUsed - before}`,
+    );
+    const fromHints = await snapshot(store);
+    assert.ok(fromHints.found['HintA#shared0']!.length > 50);
+    assert.ok(Object.keys(fromHints.units).includes('SCHEDULE_TOPIC_XXXX/0'));
+    await store.close();
+    fs.rmSync(path.join(dir, 'consumequeue'), { recursive: true });
+    fs.rmSync(path.join(dir, 'index'), { recursive: true });
+    store = await MessageStore.open({ rootDir: dir, ...small, segmentBytes: 256 * 1024 });
+    assert.ok(store.recovery.rebuiltConsumeQueues && store.recovery.rebuiltIndex);
+    assert.deepEqual(await snapshot(store), fromHints);
+  } finally {
+    await store.close();
   }
 });
