@@ -1,7 +1,9 @@
 /**
  * Store benchmark (`npm run bench:store`): prints one JSON line per scenario, then a human summary.
  *
- *   append-async      ASYNC flush, a window of appends in flight: msgs/s, MiB/s, latency p50/p99
+ *   append-async      ASYNC flush, a window of appends in flight: msgs/s, MiB/s, latency p50/p99,
+ *                     after --warmup untimed appends (the JIT compiles the put path, the CRC
+ *                     thread starts: a broker's steady state rather than its first second)
  *   append-sync-N     SYNC flush (group commit) with N concurrent appenders, each awaiting its ack
  *   read-queue-hot    getMessages (32 per call) of the newest messages, which the tail cache
  *                     holds (consumers keeping up with producers), by 10 consumer groups: msgs/s;
@@ -12,7 +14,7 @@
  *   recovery          a child appends with checkpoints off and is SIGKILLed; reopening scans,
  *                     validates and re-dispatches the whole dirty log: seconds per GiB
  *
- * Options: --messages N (default 500000), --size BYTES (1024), --sync-seconds S (3),
+ * Options: --messages N (default 500000), --warmup N (100000), --size BYTES (1024), --sync-seconds S (3),
  * --recovery-mib M (512), --dir DIR (a temp dir), --only a,b.
  */
 import { spawn } from 'node:child_process';
@@ -26,6 +28,7 @@ import { MessageStore } from '../src/store/index.js';
 const { values } = parseArgs({
   options: {
     messages: { type: 'string', default: '500000' },
+    warmup: { type: 'string', default: '100000' },
     size: { type: 'string', default: '1024' },
     'sync-seconds': { type: 'string', default: '3' },
     'recovery-mib': { type: 'string', default: '512' },
@@ -36,6 +39,7 @@ const { values } = parseArgs({
 });
 
 const MESSAGES = Number(values.messages);
+const WARMUP = Number(values.warmup);
 const SIZE = Number(values.size);
 const only = values.only ? new Set(values.only.split(',')) : undefined;
 const want = (name: string) => !only || only.has(name);
@@ -88,6 +92,10 @@ function mainThreadCpuUs(): number | undefined {
 
 async function appendAsync(dir: string): Promise<void> {
   const store = await MessageStore.open({ rootDir: dir, flushMode: 'ASYNC' });
+  // Untimed first: the JIT compiles the put path and the CRC thread starts, as in a broker that
+  // has been running for a while (the timed appends measure that steady state).
+  await appendUntimed(store, WARMUP);
+  await store.waitDispatched();
   const lat = new Float64Array(MESSAGES);
   const window = 8192;
   let issued = 0;
@@ -126,6 +134,7 @@ async function appendAsync(dir: string): Promise<void> {
     p50Ms: round(pct(lat, 50), 3),
     p99Ms: round(pct(lat, 99), 3),
     windowInFlight: window,
+    warmupMessages: WARMUP,
     // CPU per message over the timed appends: every thread of the process, and the main thread.
     cpuUsPerMsg: round((cpu.user + cpu.system) / MESSAGES, 2),
     mainCpuUsPerMsg: main0 === undefined || main1 === undefined ? null : round((main1 - main0) / MESSAGES, 2),
@@ -226,17 +235,12 @@ async function appendSync(dir: string, appenders: number): Promise<void> {
   await store.close();
 }
 
-/** Child mode: append `mib` MiB with no checkpoints, print "done", wait to be killed. */
-async function recoveryChild(dir: string, mib: number): Promise<void> {
-  const store = await MessageStore.open({
-    rootDir: dir,
-    flushMode: 'ASYNC',
-    checkpointIntervalMs: 3_600_000,
-  });
-  const n = Math.ceil((mib * 1048576) / (SIZE + 120));
+/** Appends `n` messages, 8192 in flight, without measuring anything. */
+function appendUntimed(store: MessageStore, n: number): Promise<void> {
   let issued = 0;
   let done = 0;
-  await new Promise<void>((resolve, reject) => {
+  return new Promise<void>((resolve, reject) => {
+    if (n === 0) resolve();
     const pump = () => {
       while (issued < n && issued - done < 8192) {
         const i = issued++;
@@ -249,6 +253,16 @@ async function recoveryChild(dir: string, mib: number): Promise<void> {
     };
     pump();
   });
+}
+
+/** Child mode: append `mib` MiB with no checkpoints, print "done", wait to be killed. */
+async function recoveryChild(dir: string, mib: number): Promise<void> {
+  const store = await MessageStore.open({
+    rootDir: dir,
+    flushMode: 'ASYNC',
+    checkpointIntervalMs: 3_600_000,
+  });
+  await appendUntimed(store, Math.ceil((mib * 1048576) / (SIZE + 120)));
   await store.commitLog.flushAll();
   process.stdout.write(`done ${store.positions().writtenOffset}\n`);
   setInterval(() => {}, 1000);

@@ -16,10 +16,12 @@
  *   flushed   every byte below it was fdatasync'ed (survives a power loss).
  *
  * Single writer, batched: `append` is synchronous — it assigns the offset and encodes the record
- * into the open batch with no await in between, so offsets are dense and in call order. Every
- * append of one event-loop turn lands in one batch, written with one positional write; up to two
- * batches are in flight at once, and `written` advances over them strictly in log order. SYNC flush is a group commit: after a write, one fdatasync covers
- * every append waiting at that moment. A failed write or fdatasync puts the log in a failed state
+ * into the open batch with no await in between, so offsets are dense and in call order. The
+ * appends of one event-loop turn land in one batch, written with one positional write; a turn
+ * with more than 1 MiB of appends is cut into 1 MiB batches, each sent on as soon as it is full,
+ * so that checksumming and writing overlap the appends still coming. Up to four batches are on
+ * their way at once, and `written` advances over them strictly in log order. SYNC flush is a
+ * group commit: after a write, one fdatasync covers every append waiting at that moment. A failed write or fdatasync puts the log in a failed state
  * (fail-stop): its waiters and every later append get STORE_IO_ERROR, since after a failed fsync
  * the kernel's page cache can no longer be trusted to match the disk; a restart recovers.
  *
@@ -243,8 +245,17 @@ interface CacheEntry {
  * view of them: a fresh arena costs a page fault (and the kernel zeroing a page) every 4 KiB.
  */
 const SPARE_ARENAS_MAX = 2;
-/** Batches being written at once (each in its own libuv thread). */
-const MAX_WRITES_IN_FLIGHT = 2;
+/**
+ * Batches on their way at once: being checksummed by the CRC thread or written (each write in
+ * its own libuv thread). Up to four let one batch's checksums overlap other batches' writes.
+ */
+const MAX_WRITES_IN_FLIGHT = 4;
+/**
+ * An open batch this large is sealed and sent on its way (CRC thread, then write) at once, while
+ * the appends of the same event-loop turn go on into the next batch, rather than at the end of
+ * the turn: the stages then overlap instead of taking turns.
+ */
+const EARLY_WRITE_BYTES = 1024 * 1024;
 
 interface InflightWrite {
   batch: Batch;
@@ -461,6 +472,11 @@ export class CommitLog {
     waiter.end = this.appended;
     waiter.durable = durable && this.opts.flushMode === 'SYNC';
     batch.waiters.push(waiter);
+    if (batch.end - batch.begin >= EARLY_WRITE_BYTES && this.inflight.length < MAX_WRITES_IN_FLIGHT) {
+      // A long run of appends in one turn: this batch goes now, the next ones join a new batch.
+      this.seal();
+      this.pumpWrites();
+    }
     this.scheduleWrite();
     return physicalOffset;
   }
