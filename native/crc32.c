@@ -33,7 +33,8 @@
  *
  *   From 32 bytes on (x86 with PCLMULQDQ; measured faster than the tables from there, e.g. 24 ns
  *   instead of 46 for the 88-byte header a record CRC covers): "folding". A 128-bit block loaded
- *   little-endian is the polynomial X = H * x^64 + L, H being its low 64 bits and L its high 64 bits (each reflected).
+ *   little-endian is the polynomial X = H * x^64 + L, H being its low 64 bits and L its high
+ *   64 bits (each reflected).
  *   Moving X forward by D bits of data without changing its remainder:
  *     X * x^D = H * x^(64+D) + L * x^D  ==  H * (x^(64+D) mod P) + L * (x^D mod P)   (mod P)
  *   and the right side, under 96 bits, is XORed into the block D bits later. The carry-less
@@ -371,7 +372,8 @@ NAPI_MODULE_INIT() {
   napi_value fn, simd;
   if (napi_create_function(env, "crc32", NAPI_AUTO_LENGTH, js_crc32, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "crc32", fn) != napi_ok ||
-      napi_create_function(env, "fillRecordCrcs", NAPI_AUTO_LENGTH, js_fill_record_crcs, NULL, &fn) != napi_ok ||
+      napi_create_function(env, "fillRecordCrcs", NAPI_AUTO_LENGTH, js_fill_record_crcs, NULL, &fn) !=
+          napi_ok ||
       napi_set_named_property(env, exports, "fillRecordCrcs", fn) != napi_ok ||
       napi_get_boolean(env, use_simd != 0, &simd) != napi_ok ||
       napi_set_named_property(env, exports, "simd", simd) != napi_ok) {
