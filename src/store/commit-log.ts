@@ -40,6 +40,7 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { assert, TsmqError } from '../common/errors.js';
+import { native } from '../common/native.js';
 import {
   applyDispatchHint,
   BLANK_RECORD_MIN_BYTES,
@@ -607,7 +608,8 @@ export class CommitLog {
       // Until the thread runs, batches do not wait for it to start.
       if (this.crcThread_?.online) return this.crcThread_.run(batch.arena, jobs, n);
     }
-    for (let i = 0; i < n; i++) fillRecordCrcs(batch.arena, jobs[i]! >>> 1, (jobs[i]! & 1) === 1);
+    if (native !== undefined) native.fillRecordCrcs(batch.arena, jobs, n);
+    else for (let i = 0; i < n; i++) fillRecordCrcs(batch.arena, jobs[i]! >>> 1, (jobs[i]! & 1) === 1);
     return undefined;
   }
 
