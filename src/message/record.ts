@@ -78,6 +78,7 @@ import { crc32 } from 'node:zlib';
 import { dataViewOf } from '../common/bytes.js';
 import { crc32Range } from '../common/crc32.js';
 import { assert, TsmqError } from '../common/errors.js';
+import { native } from '../common/native.js';
 import type { HostAddress } from '../common/types.js';
 import { decodeHost, encodeHost } from './host.js';
 import { NV_CODE, PROPERTY_SEPARATOR, PS_CODE } from './properties.js';
@@ -408,7 +409,7 @@ export function prepareRecord(
     propertiesAscii: propsUtf8 === props.length,
     bornHostBytes,
     sysFlag,
-    bodyCrc: deferCrcs ? 0 : crc32(msg.body) & 0x7fffffff,
+    bodyCrc: deferCrcs ? 0 : crc32Of(msg.body, 0, bodyLen) & 0x7fffffff,
     bornTimestamp,
     storeHostV6,
     recordCrc,
@@ -506,11 +507,20 @@ export function fillRecordCrcs(target: Buffer, pos: number, recordCrc: boolean):
   const bodyAt = bodyLenAt + 4;
   const bodyEnd = bodyAt + view.getInt32(bodyLenAt);
   assert(size > 0 && bodyEnd <= pos + size && pos + size <= target.length, 'not a written record');
-  view.setInt32(pos + 8, crc32(target.subarray(bodyAt, bodyEnd)) & 0x7fffffff);
+  view.setInt32(pos + 8, crc32Of(target, bodyAt, bodyEnd) & 0x7fffffff);
   if (recordCrc) {
     const head = crc32Range(target, pos, bodyAt);
     writeCrcDigits(target, pos + size - 11, crc32Range(target, bodyEnd, pos + size - 11, head));
   }
+}
+
+/**
+ * CRC-32 of a body, buf[start, end): the native addon's when it is built (~0.17 µs per KiB against
+ * zlib's ~0.42 on this machine's Node), else zlib's. The short regions of the record CRC stay with
+ * crc32Range, where a native call's own cost would be most of the work.
+ */
+function crc32Of(buf: Uint8Array, start: number, end: number): number {
+  return native !== undefined ? native.crc32(buf, start, end, 0) : crc32(buf.subarray(start, end));
 }
 
 /** Copies a short array byte by byte: cheaper than TypedArray.set for a few bytes. */
@@ -774,7 +784,7 @@ export function locateRecord(
       if (stored !== actual) return corrupt(`record CRC ${stored} but the record's CRC is ${actual}`);
     }
     const bodyCrc = readI32(buf, pos + 8);
-    const actual = crc32(buf.subarray(bodyAt, topicLenAt)) & 0x7fffffff;
+    const actual = crc32Of(buf, bodyAt, topicLenAt) & 0x7fffffff;
     if (actual !== bodyCrc) return corrupt(`BODYCRC ${bodyCrc} but the body's CRC is ${actual}`);
   }
 
