@@ -206,16 +206,16 @@ class StoredMessage implements PutResult, AppendWaiter {
   end = 0;
   durable = false;
   private msgId: string | undefined;
-  readonly #resolve: (r: PutResult) => void;
-  readonly #reject: (e: unknown) => void;
+  #resolve: (r: PutResult) => void = noop;
+  #reject: (e: unknown) => void = noop;
   constructor(
     private readonly storeHost: HostAddress,
     readonly queueOffset: number,
     readonly size: number,
     readonly storeTimestamp: number,
-    resolve: (r: PutResult) => void,
-    reject: (e: unknown) => void,
-  ) {
+  ) {}
+  /** The put's promise is settled through these. */
+  settle(resolve: (r: PutResult) => void, reject: (e: unknown) => void): void {
     this.#resolve = resolve;
     this.#reject = reject;
   }
@@ -229,6 +229,15 @@ class StoredMessage implements PutResult, AppendWaiter {
   appendFailed(e: unknown): void {
     this.#reject(e);
   }
+}
+
+const noop = () => {};
+let capturedResolve: ((r: PutResult) => void) | undefined;
+let capturedReject: ((e: unknown) => void) | undefined;
+/** A promise executor shared by every put: it hands the resolving functions over synchronously. */
+function captureResolvers(resolve: (r: PutResult) => void, reject: (e: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
 }
 
 interface TombstoneFile {
@@ -526,39 +535,33 @@ export class MessageStore {
   }
 
   private appendPrepared(p: ReturnType<typeof prepareRecord>, storeTimestamp: number): Promise<PutResult> {
-    return new Promise<PutResult>((resolve, reject) => {
-      const msg = p.msg;
-      const tranType = transactionType(p.sysFlag);
-      // Prepared and rolled-back halves never enter a consume queue, so they take no queue offset.
-      const counted =
-        tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE;
-      let offsets: number[] | undefined;
-      let queueOffset = 0;
-      if (counted) {
-        offsets = this.queueOffsets.get(msg.topic);
-        if (offsets === undefined) {
-          offsets = [];
-          this.queueOffsets.set(msg.topic, offsets);
-        }
-        queueOffset = offsets[msg.queueId] ?? 0;
+    const msg = p.msg;
+    const tranType = transactionType(p.sysFlag);
+    // Prepared and rolled-back halves never enter a consume queue, so they take no queue offset.
+    const counted = tranType === SysFlag.TRANSACTION_NOT_TYPE || tranType === SysFlag.TRANSACTION_COMMIT_TYPE;
+    let offsets: number[] | undefined;
+    let queueOffset = 0;
+    if (counted) {
+      offsets = this.queueOffsets.get(msg.topic);
+      if (offsets === undefined) {
+        offsets = [];
+        this.queueOffsets.set(msg.topic, offsets);
       }
-      // WAIT=false (waitStoreMsgOK off) only matters when a flush is awaited.
-      const wait =
-        this.opts.flushMode === 'ASYNC' || !msg.properties
-          ? true
-          : getProperty(msg.properties, MessageProperty.WAIT) !== 'false';
-      const result = new StoredMessage(
-        this.opts.storeHost,
-        queueOffset,
-        p.size,
-        storeTimestamp,
-        resolve,
-        reject,
-      );
-      const phys = this.commitLog.append(p, queueOffset, storeTimestamp, this.storeHostBytes, wait, result);
-      if (offsets !== undefined) offsets[msg.queueId] = queueOffset + 1;
-      result.physicalOffset = phys;
-    });
+      queueOffset = offsets[msg.queueId] ?? 0;
+    }
+    // WAIT=false (waitStoreMsgOK off) only matters when a flush is awaited.
+    const wait =
+      this.opts.flushMode === 'ASYNC' || !msg.properties
+        ? true
+        : getProperty(msg.properties, MessageProperty.WAIT) !== 'false';
+    const result = new StoredMessage(this.opts.storeHost, queueOffset, p.size, storeTimestamp);
+    // The promise's resolving functions go straight into the result (no executor closure per put).
+    const promise = new Promise<PutResult>(captureResolvers);
+    result.settle(capturedResolve!, capturedReject!);
+    const phys = this.commitLog.append(p, queueOffset, storeTimestamp, this.storeHostBytes, wait, result);
+    if (offsets !== undefined) offsets[msg.queueId] = queueOffset + 1;
+    result.physicalOffset = phys;
+    return promise;
   }
 
   // ---------------------------------------------------------------- read path
