@@ -14,6 +14,9 @@
  *   recovery          a child appends with checkpoints off and is SIGKILLed; reopening scans,
  *                     validates and re-dispatches the whole dirty log: seconds per GiB
  *
+ * `npm run bench:store` runs it with the broker's Node flags (`--initial-old-space-size=64`, see
+ * src/cli/node-flags.ts), so the store is measured as `npm start` runs it.
+ *
  * Options: --messages N (default 500000), --warmup N (100000), --size BYTES (1024), --sync-seconds S (3),
  * --recovery-mib M (512), --dir DIR (a temp dir), --only a,b.
  */
