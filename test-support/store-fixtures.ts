@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type FileIo, nodeFileIo } from '../src/store/index.js';
+import { type FileIo, type MessageStore, nodeFileIo, unitAt } from '../src/store/index.js';
 
 export function tempDir(prefix = 'tsmq-test-'): { dir: string; cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -125,4 +125,25 @@ export async function waitUntil(
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * Every consume queue's units, as `physicalOffset:size:tagsCode` lists by `topic/queueId`: for
+ * comparing the queues a store built with those rebuilt from its log.
+ */
+export async function consumeQueueUnits(store: MessageStore): Promise<Record<string, string>> {
+  const units: Record<string, string> = {};
+  for (const cq of store.consumeQueues.all()) {
+    const parts: string[] = [];
+    for (let o = cq.minOffset(); o < cq.maxOffset(); ) {
+      const u = await cq.readUnits(o, 50);
+      for (let i = 0; i < u.length / 20; i++) {
+        const x = unitAt(u, i);
+        parts.push(`${x.physicalOffset}:${x.size}:${x.tagsCode}`);
+      }
+      o += u.length / 20;
+    }
+    units[`${cq.topic}/${cq.queueId}`] = parts.join(',');
+  }
+  return units;
 }

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { isTsmqError } from '../../src/common/errors.js';
 import { decodeRecord } from '../../src/message/index.js';
-import { MessageStore, type MessageStoreOptions, unitAt } from '../../src/store/index.js';
-import { tempDir } from '../../test-support/store-fixtures.js';
+import { MessageStore, type MessageStoreOptions } from '../../src/store/index.js';
+import { consumeQueueUnits, tempDir } from '../../test-support/store-fixtures.js';
 
 const dirs: Array<() => void> = [];
 after(() => {
@@ -169,19 +169,7 @@ test('consume queues and index built from the CRC thread dispatch hints match th
   const dir = newDir();
   let store = await MessageStore.open({ rootDir: dir, ...small, segmentBytes: 256 * 1024 });
   const snapshot = async (s: MessageStore) => {
-    const units: Record<string, string> = {};
-    for (const cq of s.consumeQueues.all()) {
-      const parts: string[] = [];
-      for (let o = cq.minOffset(); o < cq.maxOffset(); ) {
-        const u = await cq.readUnits(o, 50);
-        for (let i = 0; i < u.length / 20; i++) {
-          const x = unitAt(u, i);
-          parts.push(`${x.physicalOffset}:${x.size}:${x.tagsCode}`);
-        }
-        o += u.length / 20;
-      }
-      units[`${cq.topic}/${cq.queueId}`] = parts.join(',');
-    }
+    const units = await consumeQueueUnits(s);
     const found: Record<string, number[]> = {};
     for (const topic of ['HintA', 'HintB', 'SCHEDULE_TOPIC_XXXX']) {
       for (const k of ['shared0', 'shared1', 'k3', 'k999', 'U1', 'U26ß', 'U2000', 'U1999']) {

@@ -6,8 +6,8 @@ import { ManualClock } from '../../src/common/clock.js';
 import { isTsmqError } from '../../src/common/errors.js';
 import { javaStringHashCode } from '../../src/common/java-hash.js';
 import { decodeRecords, getProperty } from '../../src/message/index.js';
-import { MessageStore, type MessageStoreOptions, segmentFileName, unitAt } from '../../src/store/index.js';
-import { FaultyIo, tempDir, waitUntil } from '../../test-support/store-fixtures.js';
+import { MessageStore, type MessageStoreOptions, segmentFileName } from '../../src/store/index.js';
+import { consumeQueueUnits, FaultyIo, tempDir, waitUntil } from '../../test-support/store-fixtures.js';
 
 const dirs: Array<() => void> = [];
 after(() => {
@@ -318,20 +318,7 @@ test('consume queues and index deleted and rebuilt from the commit log match the
   for (let i = 0; i < 400; i++) await store.put(msg(i));
   await store.waitDispatched();
   const snapshot = async (s: MessageStore) => {
-    const units: Record<string, string> = {};
-    for (const cq of s.consumeQueues.all()) {
-      const key = `${cq.topic}/${cq.queueId}`;
-      const parts: string[] = [];
-      for (let o = cq.minOffset(); o < cq.maxOffset(); ) {
-        const u = await cq.readUnits(o, 50);
-        for (let i = 0; i < u.length / 20; i++) {
-          const x = unitAt(u, i);
-          parts.push(`${x.physicalOffset}:${x.size}:${x.tagsCode}`);
-        }
-        o += u.length / 20;
-      }
-      units[key] = parts.join(',');
-    }
+    const units = await consumeQueueUnits(s);
     const keys: Record<string, number[]> = {};
     for (const k of ['key7', 'key399', 'shared', 'U123']) {
       keys[k] = (await s.queryMessages('Topic1', k, 1000)).map((r) => r.physicalOffset).sort((a, b) => a - b);
