@@ -257,12 +257,13 @@ static napi_value js_crc32(napi_env env, napi_callback_info info) {
   if (!get_index(env, argv[2], "end", (double)len, &end)) return NULL;
   if (!get_index(env, argv[1], "start", (double)end, &start)) return NULL;
   uint32_t initial = 0;
-  if (argc >= 4 && napi_get_value_uint32(env, argv[3], &initial) != napi_ok) {
-    napi_valuetype t = napi_undefined;
-    if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_undefined) {
-      napi_throw_type_error(env, NULL, "initial must be a number");
-      return NULL;
-    }
+  napi_valuetype t = napi_undefined;
+  if (argc >= 4) CHECK(napi_typeof(env, argv[3], &t));
+  if (t != napi_undefined) {
+    /* As zlib.crc32: an integer in [0, 2^32), else an error (not a silent wrap-around). */
+    size_t v;
+    if (!get_index(env, argv[3], "initial", 4294967295.0, &v)) return NULL;
+    initial = (uint32_t)v;
   }
   napi_value result;
   CHECK(napi_create_uint32(env, crc32_update(initial, data + start, end - start), &result));

@@ -60,12 +60,20 @@ function reasonOf(output, status) {
 function main() {
   if (process.env.TSMQ_NATIVE === '0') fail('disabled by TSMQ_NATIVE=0');
   const cmd = nodeGypCommand();
-  const r = spawnSync(cmd.file, [...cmd.args, 'rebuild'], {
+  const args = [...cmd.args, 'rebuild'];
+  // Build against the headers installed with this Node when they are there, so that node-gyp
+  // never downloads them (a machine without network, or one that drops it, would wait).
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
+    args.push(`--nodedir=${prefix}`);
+  }
+  const r = spawnSync(cmd.file, args, {
     cwd: root,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 5 * 60 * 1000,
-    shell: process.platform === 'win32',
+    // Only npx.cmd needs a shell (Windows); node itself is run directly, so no path needs quoting.
+    shell: cmd.file.endsWith('.cmd'),
   });
   const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   const log = path.join(root, 'build', 'native-build.log');

@@ -47,24 +47,21 @@ export interface CrcAnswer {
 
 const port = parentPort;
 if (port) {
-  let lastMem: SharedArrayBuffer | undefined;
-  let lastBuf: Buffer = Buffer.alloc(0);
   const scratch = newDispatchInfo();
   port.on('message', (job: CrcJob) => {
     const answer: CrcAnswer = { id: job.id };
     try {
-      if (job.mem !== lastMem) {
-        lastMem = job.mem;
-        lastBuf = Buffer.from(job.mem);
-      }
+      // A SharedArrayBuffer arrives as a new object with every message (over the same memory),
+      // so there is no view to keep from one job to the next.
+      const mem = Buffer.from(job.mem);
       const jobs = job.jobs;
       const n = job.n;
       // The CRCs: one call into the native addon for the whole batch when it is built.
-      if (native !== undefined) native.fillRecordCrcs(lastBuf, jobs, n);
-      else for (let i = 0; i < n; i++) fillRecordCrcs(lastBuf, jobs[i]! >>> 1, (jobs[i]! & 1) === 1);
+      if (native !== undefined) native.fillRecordCrcs(mem, jobs, n);
+      else for (let i = 0; i < n; i++) fillRecordCrcs(mem, jobs[i]! >>> 1, (jobs[i]! & 1) === 1);
       const hints = new Float64Array(n * DISPATCH_HINT_FIELDS);
       const topics: string[] = [];
-      for (let i = 0; i < n; i++) writeDispatchHint(hints, i, topics, lastBuf, jobs[i]! >>> 1, scratch);
+      for (let i = 0; i < n; i++) writeDispatchHint(hints, i, topics, mem, jobs[i]! >>> 1, scratch);
       answer.hints = hints;
       answer.topics = topics;
     } catch (e) {

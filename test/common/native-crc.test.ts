@@ -85,6 +85,11 @@ test('native crc32 rejects bad arguments', { skip }, () => {
   assert.throws(() => n!.crc32(b, 0.5, 4, 0), RangeError);
   assert.throws(() => n!.crc32(new Uint16Array(4) as unknown as Uint8Array, 0, 4, 0), TypeError);
   assert.throws(() => n!.crc32('abc' as unknown as Uint8Array, 0, 1, 0), TypeError);
+  // The starting value is an unsigned 32-bit CRC, as zlib.crc32 takes it: no silent wrap-around.
+  assert.throws(() => n!.crc32(b, 0, 4, -1), RangeError);
+  assert.throws(() => n!.crc32(b, 0, 4, 2 ** 32), RangeError);
+  assert.throws(() => n!.crc32(b, 0, 4, 1.5), RangeError);
+  assert.equal(n!.crc32(b, 0, 4, 0xffffffff), crc32(b.subarray(0, 4), 0xffffffff));
 });
 
 const STORE_V4 = encodeHost({ address: '10.0.0.7', port: 10911 });
