@@ -82,7 +82,7 @@ import {
   sendRequest,
   splitBatchResponse,
 } from './send-api.js';
-import { WarnThrottle } from './warn-throttle.js';
+import { failureKind, WarnThrottle } from './warn-throttle.js';
 
 export interface ProducerOptions extends ClientOptions {
   /** The producer group (1..255 characters of [%|a-zA-Z0-9_-]). */
@@ -565,12 +565,7 @@ export class Producer {
         const retryable = isRetryableSendError(e) || (isTsmqError(e, 'NO_ROUTE') && fixed !== undefined);
         if (!retryable) throw e;
         // One line per broker and kind of failure every few seconds, not one per attempt.
-        const kind = isBrokerResponseError(e)
-          ? `code ${e.responseCode}`
-          : isTsmqError(e)
-            ? e.codeName
-            : 'other';
-        const logged = this.attemptWarnings.take(`${mq.brokerName}\u0000${kind}`, Date.now());
+        const logged = this.attemptWarnings.take(`${mq.brokerName}\u0000${failureKind(e)}`, Date.now());
         if (logged !== undefined) {
           this.logger.warn(
             {

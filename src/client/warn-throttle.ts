@@ -5,6 +5,17 @@
  * line every few seconds instead of one per failed attempt (each failure still reaches its caller:
  * only the log is thinned).
  */
+import { isTsmqError } from '../common/errors.js';
+import { isBrokerResponseError } from './errors.js';
+
+/**
+ * The kind of a failure, for WarnThrottle keys: a broker's response code, a tsmq error's code, or
+ * 'other' (connection and timeout errors that carry neither).
+ */
+export function failureKind(e: unknown): string {
+  return isBrokerResponseError(e) ? `code ${e.responseCode}` : isTsmqError(e) ? e.codeName : 'other';
+}
+
 export class WarnThrottle {
   private readonly kinds = new Map<string, { nextAtMs: number; held: number }>();
 

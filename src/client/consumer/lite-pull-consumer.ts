@@ -32,6 +32,7 @@ import type { ConsumerData } from '../../protocol/index.js';
 import { ClientInstance, type ClientOptions, type ConsumerMember } from '../client-instance.js';
 import { compareQueues, type MessageExt, type MessageQueue, mqKey } from '../message.js';
 import { intOption, oneOf } from '../options.js';
+import { failureKind, WarnThrottle } from '../warn-throttle.js';
 import { allocateStrategy } from './allocate.js';
 import { defaultOffsetStoreDir, LocalFileOffsetStore } from './local-offset-store.js';
 import { type OffsetStore, RemoteOffsetStore } from './offset-store.js';
@@ -125,6 +126,8 @@ export class LitePullConsumer {
   private readonly api: ConsumerApi;
   private readonly store: OffsetStore;
   private readonly logger: Logger;
+  /** Thins the "pull failed" warnings (a broker that is down fails every queue's pulls). */
+  private readonly pullWarnings = new WarnThrottle();
   private readonly subs = new Map<string, Subscription>();
   private assigned: MessageQueue[] | undefined;
   private readonly table = new Map<string, LiteQueue>();
@@ -628,7 +631,18 @@ export class LitePullConsumer {
         });
       } catch (e) {
         if (pq.pullStopped) break;
-        this.logger.warn({ queue: describeQueue(mq), err: (e as Error).message }, 'pull failed');
+        // One line per broker and kind of failure every few seconds, not one per queue and retry.
+        const logged = this.pullWarnings.take(`${mq.brokerName}\u0000${failureKind(e)}`, Date.now());
+        if (logged !== undefined) {
+          this.logger.warn(
+            {
+              queue: describeQueue(mq),
+              err: (e as Error).message,
+              ...(logged.held > 0 && { alikeNotLogged: logged.held }),
+            },
+            'pull failed',
+          );
+        }
         await pq.sleep(this.pullErrorDelayMs);
         continue;
       }

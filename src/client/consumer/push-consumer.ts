@@ -50,6 +50,7 @@ import type { ConsumerData } from '../../protocol/index.js';
 import { ClientInstance, type ClientOptions, type ConsumerMember } from '../client-instance.js';
 import { compareQueues, type MessageExt, type MessageQueue, mqKey } from '../message.js';
 import { intOption, oneOf } from '../options.js';
+import { failureKind, WarnThrottle } from '../warn-throttle.js';
 import { allocateStrategy } from './allocate.js';
 import {
   type ConsumeFailurePolicy,
@@ -221,6 +222,8 @@ export class PushConsumer {
   private readonly api: ConsumerApi;
   private readonly store: OffsetStore;
   private readonly logger: Logger;
+  /** Thins the "pull failed" warnings (a broker that is down fails every queue's pulls). */
+  private readonly pullWarnings = new WarnThrottle();
   private readonly subs = new Map<string, Subscription>();
   private readonly table = new Map<string, ProcessQueue>();
   private readonly rebalancer: Rebalancer;
@@ -908,7 +911,18 @@ export class PushConsumer {
         discardInFlight();
         next = asked;
         this.counters.pullErrors++;
-        this.logger.warn({ queue: describeQueue(mq), err: (e as Error).message }, 'pull failed');
+        // One line per broker and kind of failure every few seconds, not one per queue and retry.
+        const logged = this.pullWarnings.take(`${mq.brokerName}\u0000${failureKind(e)}`, Date.now());
+        if (logged !== undefined) {
+          this.logger.warn(
+            {
+              queue: describeQueue(mq),
+              err: (e as Error).message,
+              ...(logged.held > 0 && { alikeNotLogged: logged.held }),
+            },
+            'pull failed',
+          );
+        }
         await pq.sleep(this.pullErrorDelayMs);
         continue;
       }
