@@ -147,8 +147,13 @@ interface HintedBatch {
   next: number;
 }
 
-/** Written batches whose hints are kept for the dispatcher (it is rarely more than one behind). */
+/**
+ * Written batches whose hints are kept for the dispatcher, at most: it is rarely more than one
+ * behind, and a dispatcher held back (a topic being deleted) reads the records instead. Hints take
+ * 136 bytes a record, so small messages are bounded by bytes as well.
+ */
 const HINTED_BATCHES_MAX = 16;
+const HINTED_BYTES_MAX = 8 * 1024 * 1024;
 
 /**
  * The CRC thread (crc-thread.ts) as the commit log sees it: jobs in flight, by id. Started by
@@ -301,8 +306,9 @@ export class CommitLog {
 
   /** Contiguous written chunks, oldest first, for reads without a syscall. */
   private readonly cache: CacheEntry[] = [];
-  /** Written batches with dispatch hints, oldest first. */
+  /** Written batches with dispatch hints, oldest first, and the bytes their hints take. */
   private readonly hinted: HintedBatch[] = [];
+  private hintedBytes = 0;
   private cacheBytes = 0;
 
   /** Called after each completed write with the new written offset. */
@@ -649,8 +655,12 @@ export class CommitLog {
       this.written = batch.start + chunk.length;
       this.addToCache(batch.start, chunk);
       if (batch.hints !== undefined && batch.hintCount > 0) {
-        if (this.hinted.length >= HINTED_BATCHES_MAX) this.hinted.shift();
-        this.hinted.push({
+        const q = this.hinted;
+        while (q.length > 0 && (q.length >= HINTED_BATCHES_MAX || this.hintedBytes > HINTED_BYTES_MAX)) {
+          this.hintedBytes -= q.shift()!.hints.byteLength;
+        }
+        this.hintedBytes += batch.hints.hints.byteLength;
+        q.push({
           start: batch.start,
           end: this.written,
           begin: batch.begin,
@@ -858,7 +868,7 @@ export class CommitLog {
    */
   takeDispatchHint(offset: number, buf: Buffer, pos: number, out: DispatchInfo): number {
     const q = this.hinted;
-    while (q.length > 0 && q[0]!.end <= offset) q.shift();
+    while (q.length > 0 && q[0]!.end <= offset) this.hintedBytes -= q.shift()!.hints.byteLength;
     const b = q[0];
     if (b === undefined || offset < b.start) return 0;
     const at = b.begin + (offset - b.start);
@@ -959,6 +969,7 @@ export class CommitLog {
     this.cache.length = 0;
     this.cacheBytes = 0;
     this.hinted.length = 0;
+    this.hintedBytes = 0;
     this.setEnd(end);
   }
 
