@@ -9,6 +9,10 @@
  *   - indexes `topic#UNIQ_KEY` and `topic#<each KEYS value>` (rolled-back halves excepted);
  *   - tells listeners (long polling, later) that a message arrived.
  *
+ * A record written from the tail cache usually has a dispatch hint (record.ts): what decoding it
+ * gives, worked out by the CRC thread before the write, so the record's bytes are not read again
+ * on this thread (CommitLog.takeDispatchHint). Records without one are decoded here.
+ *
  * Consume-queue puts are idempotent (the unit goes to position QUEUEOFFSET × 20), so recovery can
  * re-dispatch from an older checkpoint without duplicating anything. `step()` does one bounded
  * round and is what tests drive; in production `wake()` runs rounds until caught up.
