@@ -482,10 +482,7 @@ export function writeRecord(
   }
   if (rec.recordCrc) {
     copySmall(RECORD_CRC_PLACEHOLDER, target, p);
-    if (!rec.crcsDeferred) {
-      const head = crc32Range(target, pos, bodyEnd - body.length);
-      writeCrcDigits(target, pos + size - 11, crc32Range(target, bodyEnd, pos + size - 11, head));
-    }
+    if (!rec.crcsDeferred) writeRecordCrc(target, pos, size, bodyEnd - body.length, bodyEnd);
   }
 }
 
@@ -508,10 +505,25 @@ export function fillRecordCrcs(target: Buffer, pos: number, recordCrc: boolean):
   const bodyEnd = bodyAt + view.getInt32(bodyLenAt);
   assert(size > 0 && bodyEnd <= pos + size && pos + size <= target.length, 'not a written record');
   view.setInt32(pos + 8, crc32Of(target, bodyAt, bodyEnd) & 0x7fffffff);
-  if (recordCrc) {
-    const head = crc32Range(target, pos, bodyAt);
-    writeCrcDigits(target, pos + size - 11, crc32Range(target, bodyEnd, pos + size - 11, head));
-  }
+  if (recordCrc) writeRecordCrc(target, pos, size, bodyAt, bodyEnd);
+}
+
+/**
+ * `fillRecordCrcs` for records `jobs[0, n)` of `target`, each `2 * position + recordCrc` (the
+ * commit log's CRC jobs): one call into the native addon when it is built, else one by one.
+ */
+export function fillRecordCrcsOf(target: Buffer, jobs: Int32Array, n: number): void {
+  if (native !== undefined) native.fillRecordCrcs(target, jobs, n);
+  else for (let i = 0; i < n; i++) fillRecordCrcs(target, jobs[i]! >>> 1, (jobs[i]! & 1) === 1);
+}
+
+/**
+ * The record CRC of the record of `size` bytes at `pos` whose body is [bodyAt, bodyEnd): over
+ * everything before the digits but the body, written as the digits (the last 11 bytes but one).
+ */
+function writeRecordCrc(target: Buffer, pos: number, size: number, bodyAt: number, bodyEnd: number): void {
+  const head = crc32Range(target, pos, bodyAt);
+  writeCrcDigits(target, pos + size - 11, crc32Range(target, bodyEnd, pos + size - 11, head));
 }
 
 /**

@@ -40,13 +40,12 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { assert, TsmqError } from '../common/errors.js';
-import { native } from '../common/native.js';
 import {
   applyDispatchHint,
   BLANK_RECORD_MIN_BYTES,
   DISPATCH_HINT_FIELDS,
   type DispatchInfo,
-  fillRecordCrcs,
+  fillRecordCrcsOf,
   type PreparedRecord,
   writeBlankRecord,
   writeRecord,
@@ -125,7 +124,6 @@ interface Batch {
   crcJobCount: number;
   /** The CRC thread's dispatch hints for the records of `crcJobs` (record.ts), in order. */
   hints: DispatchHints | undefined;
-  hintCount: number;
 }
 
 /** What the CRC thread answers for a batch: its records' dispatch hints (record.ts). */
@@ -515,7 +513,6 @@ export class CommitLog {
         crcJobs: undefined,
         crcJobCount: 0,
         hints: undefined,
-        hintCount: 0,
       };
       this.open = b;
     }
@@ -614,8 +611,7 @@ export class CommitLog {
       // Until the thread runs, batches do not wait for it to start.
       if (this.crcThread_?.online) return this.crcThread_.run(batch.arena, jobs, n);
     }
-    if (native !== undefined) native.fillRecordCrcs(batch.arena, jobs, n);
-    else for (let i = 0; i < n; i++) fillRecordCrcs(batch.arena, jobs[i]! >>> 1, (jobs[i]! & 1) === 1);
+    fillRecordCrcsOf(batch.arena, jobs, n);
     return undefined;
   }
 
@@ -627,11 +623,7 @@ export class CommitLog {
   private async writeBatch(batch: Batch): Promise<void> {
     const seg = batch.segment;
     const crcs = this.fillCrcs(batch);
-    if (crcs !== undefined) {
-      const n = batch.crcJobCount;
-      batch.hints = await crcs;
-      batch.hintCount = n;
-    }
+    if (crcs !== undefined) batch.hints = await crcs;
     await seg.ready;
     const len = batch.end - batch.begin;
     await writeFully(this.io, seg.fd, batch.arena, batch.begin, len, batch.start - seg.base);
@@ -654,7 +646,7 @@ export class CommitLog {
       const chunk = batch.arena.subarray(batch.begin, batch.end);
       this.written = batch.start + chunk.length;
       this.addToCache(batch.start, chunk);
-      if (batch.hints !== undefined && batch.hintCount > 0) {
+      if (batch.hints !== undefined) {
         const q = this.hinted;
         while (q.length > 0 && (q.length >= HINTED_BATCHES_MAX || this.hintedBytes > HINTED_BYTES_MAX)) {
           this.hintedBytes -= q.shift()!.hints.byteLength;
@@ -666,7 +658,7 @@ export class CommitLog {
           begin: batch.begin,
           hints: batch.hints.hints,
           topics: batch.hints.topics,
-          count: batch.hintCount,
+          count: batch.hints.hints.length / DISPATCH_HINT_FIELDS,
           next: 0,
         });
       }

@@ -2,7 +2,7 @@
  * The CRC thread: a worker thread that checksums sealed commit-log batches before they are
  * written, so that the main thread does not (with the native addon, src/common/native.ts, ~0.16 µs
  * per 1 KiB record; with zlib and JavaScript, ~0.7 µs), and
- * works out each record's dispatch hint (see DISPATCH_HINT_INTS in record.ts) while the record's
+ * works out each record's dispatch hint (see DISPATCH_HINT_FIELDS in record.ts) while the record's
  * bytes are at hand, so that the dispatcher on the main thread need not scan the properties.
  *
  * The commit log's arenas are SharedArrayBuffers. The main thread encodes each record into one
@@ -23,10 +23,9 @@
  * writes it to the file. Nothing reads a record before then: readers see only written bytes.
  */
 import { parentPort } from 'node:worker_threads';
-import { native } from '../common/native.js';
 import {
   DISPATCH_HINT_FIELDS,
-  fillRecordCrcs,
+  fillRecordCrcsOf,
   newDispatchInfo,
   writeDispatchHint,
 } from '../message/index.js';
@@ -56,9 +55,7 @@ if (port) {
       const mem = Buffer.from(job.mem);
       const jobs = job.jobs;
       const n = job.n;
-      // The CRCs: one call into the native addon for the whole batch when it is built.
-      if (native !== undefined) native.fillRecordCrcs(mem, jobs, n);
-      else for (let i = 0; i < n; i++) fillRecordCrcs(mem, jobs[i]! >>> 1, (jobs[i]! & 1) === 1);
+      fillRecordCrcsOf(mem, jobs, n);
       const hints = new Float64Array(n * DISPATCH_HINT_FIELDS);
       const topics: string[] = [];
       for (let i = 0; i < n; i++) writeDispatchHint(hints, i, topics, mem, jobs[i]! >>> 1, scratch);
