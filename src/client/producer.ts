@@ -82,7 +82,7 @@ import {
   sendRequest,
   splitBatchResponse,
 } from './send-api.js';
-import { failureKind, WarnThrottle } from './warn-throttle.js';
+import { WarnThrottle } from './warn-throttle.js';
 
 export interface ProducerOptions extends ClientOptions {
   /** The producer group (1..255 characters of [%|a-zA-Z0-9_-]). */
@@ -565,20 +565,13 @@ export class Producer {
         const retryable = isRetryableSendError(e) || (isTsmqError(e, 'NO_ROUTE') && fixed !== undefined);
         if (!retryable) throw e;
         // One line per broker and kind of failure every few seconds, not one per attempt.
-        const logged = this.attemptWarnings.take(`${mq.brokerName}\u0000${failureKind(e)}`, Date.now());
-        if (logged !== undefined) {
-          this.logger.warn(
-            {
-              topic,
-              brokerName: mq.brokerName,
-              queueId: mq.queueId,
-              attempt: tried,
-              err: (e as Error).message,
-              ...(logged.held > 0 && { alikeNotLogged: logged.held }),
-            },
-            'send attempt failed',
-          );
-        }
+        this.attemptWarnings.warnFailure(
+          this.logger,
+          mq.brokerName,
+          e,
+          { topic, brokerName: mq.brokerName, queueId: mq.queueId, attempt: tried },
+          'send attempt failed',
+        );
       }
     }
     const elapsedMs = Date.now() - started;

@@ -6,13 +6,14 @@
  * only the log is thinned).
  */
 import { isTsmqError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
 import { isBrokerResponseError } from './errors.js';
 
 /**
  * The kind of a failure, for WarnThrottle keys: a broker's response code, a tsmq error's code, or
  * 'other' (connection and timeout errors that carry neither).
  */
-export function failureKind(e: unknown): string {
+function failureKind(e: unknown): string {
   return isBrokerResponseError(e) ? `code ${e.responseCode}` : isTsmqError(e) ? e.codeName : 'other';
 }
 
@@ -44,5 +45,28 @@ export class WarnThrottle {
     k.held = 0;
     k.nextAtMs = nowMs + this.intervalMs;
     return { held };
+  }
+
+  /**
+   * Logs `msg` (warn) with `fields`, the error's message and how many alike were held back, unless
+   * a failure of the same kind at `brokerName` was logged within the interval.
+   */
+  warnFailure(
+    logger: Logger,
+    brokerName: string,
+    e: unknown,
+    fields: Record<string, unknown>,
+    msg: string,
+  ): void {
+    const logged = this.take(`${brokerName}\u0000${failureKind(e)}`, Date.now());
+    if (logged === undefined) return;
+    logger.warn(
+      {
+        ...fields,
+        err: e instanceof Error ? e.message : String(e),
+        ...(logged.held > 0 && { alikeNotLogged: logged.held }),
+      },
+      msg,
+    );
   }
 }

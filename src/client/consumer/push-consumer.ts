@@ -50,7 +50,7 @@ import type { ConsumerData } from '../../protocol/index.js';
 import { ClientInstance, type ClientOptions, type ConsumerMember } from '../client-instance.js';
 import { compareQueues, type MessageExt, type MessageQueue, mqKey } from '../message.js';
 import { intOption, oneOf } from '../options.js';
-import { failureKind, WarnThrottle } from '../warn-throttle.js';
+import { WarnThrottle } from '../warn-throttle.js';
 import { allocateStrategy } from './allocate.js';
 import {
   type ConsumeFailurePolicy,
@@ -912,17 +912,13 @@ export class PushConsumer {
         next = asked;
         this.counters.pullErrors++;
         // One line per broker and kind of failure every few seconds, not one per queue and retry.
-        const logged = this.pullWarnings.take(`${mq.brokerName}\u0000${failureKind(e)}`, Date.now());
-        if (logged !== undefined) {
-          this.logger.warn(
-            {
-              queue: describeQueue(mq),
-              err: (e as Error).message,
-              ...(logged.held > 0 && { alikeNotLogged: logged.held }),
-            },
-            'pull failed',
-          );
-        }
+        this.pullWarnings.warnFailure(
+          this.logger,
+          mq.brokerName,
+          e,
+          { queue: describeQueue(mq) },
+          'pull failed',
+        );
         await pq.sleep(this.pullErrorDelayMs);
         continue;
       }
