@@ -2,12 +2,48 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type FileIo, type MessageStore, nodeFileIo, unitAt } from '../src/store/index.js';
+import { after } from 'node:test';
+import {
+  type FileIo,
+  type MessageStore,
+  type MessageStoreOptions,
+  nodeFileIo,
+  unitAt,
+} from '../src/store/index.js';
 
 export function tempDir(prefix = 'tsmq-test-'): { dir: string; cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * A maker of temp dirs for one test file: each call gives a new one, and all are removed when the
+ * file's tests are done (node:test `after`).
+ */
+export function tempDirsOfFile(): () => string {
+  const cleanups: Array<() => void> = [];
+  after(() => {
+    for (const c of cleanups) c();
+  });
+  return () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    return t.dir;
+  };
+}
+
+/**
+ * Store options that make small tests exercise rolling and flushing: 64 KiB segments, consume-queue
+ * files of 100 units, a tiny index, and flushes and checkpoints every few milliseconds.
+ */
+export const smallStoreOptions: Readonly<Partial<MessageStoreOptions>> = {
+  segmentBytes: 64 * 1024,
+  cqUnitsPerFile: 100,
+  indexSlotCount: 64,
+  indexMaxEntries: 500,
+  flushIntervalMs: 10,
+  checkpointIntervalMs: 50,
+};
 
 export type IoOp = 'write' | 'fdatasync' | 'read' | 'open';
 

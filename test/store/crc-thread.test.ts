@@ -1,31 +1,16 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { isTsmqError } from '../../src/common/errors.js';
 import { decodeRecord } from '../../src/message/index.js';
 import { MessageStore, type MessageStoreOptions } from '../../src/store/index.js';
-import { consumeQueueUnits, tempDir } from '../../test-support/store-fixtures.js';
+import { consumeQueueUnits, smallStoreOptions, tempDirsOfFile } from '../../test-support/store-fixtures.js';
 
-const dirs: Array<() => void> = [];
-after(() => {
-  for (const c of dirs) c();
-});
+const newDir = tempDirsOfFile();
 
-function newDir(): string {
-  const t = tempDir();
-  dirs.push(t.cleanup);
-  return t.dir;
-}
-
-const small: Partial<MessageStoreOptions> = {
-  segmentBytes: 64 * 1024,
-  cqUnitsPerFile: 100,
-  indexSlotCount: 64,
-  indexMaxEntries: 2000,
-  flushIntervalMs: 10,
-  checkpointIntervalMs: 50,
-};
+// More index entries than the default small store: these tests append thousands of unique keys.
+const small: Partial<MessageStoreOptions> = { ...smallStoreOptions, indexMaxEntries: 2000 };
 
 function msg(i: number) {
   return {

@@ -1,33 +1,23 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { ManualClock } from '../../src/common/clock.js';
 import { isTsmqError } from '../../src/common/errors.js';
 import { javaStringHashCode } from '../../src/common/java-hash.js';
 import { decodeRecords, getProperty } from '../../src/message/index.js';
-import { MessageStore, type MessageStoreOptions, segmentFileName } from '../../src/store/index.js';
-import { consumeQueueUnits, FaultyIo, tempDir, waitUntil } from '../../test-support/store-fixtures.js';
+import { MessageStore, segmentFileName } from '../../src/store/index.js';
+import {
+  consumeQueueUnits,
+  FaultyIo,
+  smallStoreOptions,
+  tempDirsOfFile,
+  waitUntil,
+} from '../../test-support/store-fixtures.js';
 
-const dirs: Array<() => void> = [];
-after(() => {
-  for (const c of dirs) c();
-});
+const newDir = tempDirsOfFile();
 
-function newDir(): string {
-  const t = tempDir();
-  dirs.push(t.cleanup);
-  return t.dir;
-}
-
-const small: Partial<MessageStoreOptions> = {
-  segmentBytes: 64 * 1024,
-  cqUnitsPerFile: 100,
-  indexSlotCount: 64,
-  indexMaxEntries: 500,
-  flushIntervalMs: 10,
-  checkpointIntervalMs: 50,
-};
+const small = smallStoreOptions;
 
 function msg(i: number, extra = '') {
   return {

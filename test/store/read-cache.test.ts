@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { isTsmqError } from '../../src/common/errors.js';
 import { decodeRecords } from '../../src/message/index.js';
 import { type FileIo, MessageStore, type MessageStoreOptions, nodeFileIo } from '../../src/store/index.js';
-import { tempDir } from '../../test-support/store-fixtures.js';
+import { tempDirsOfFile } from '../../test-support/store-fixtures.js';
 
-const dirs: Array<() => void> = [];
-after(() => {
-  for (const c of dirs) c();
-});
-
-function newDir(): string {
-  const t = tempDir();
-  dirs.push(t.cleanup);
-  return t.dir;
-}
+const newDir = tempDirsOfFile();
 
 /** The node file system, counting reads per folder (commitlog, consumequeue). */
 function countingIo(): { io: FileIo; reads: Map<string, number> } {
